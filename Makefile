@@ -1,0 +1,17 @@
+# Thin wrappers; the work is in scripts/harness.sh (it installs what it needs itself).
+.PHONY: lab lab-down test lint images
+
+lab:        ## Create the lab containers and deploy site.yml onto them
+	scripts/harness.sh lab
+
+lab-down:   ## Remove the lab containers and network, nothing else
+	scripts/harness.sh lab-down
+
+test:       ## Lint, unit tests and every Molecule scenario (Debian 13 and 12)
+	scripts/harness.sh test
+
+lint:       ## yamllint and ansible-lint only
+	scripts/harness.sh lint
+
+images:     ## Build the debian-systemd base images if missing
+	scripts/build-images.sh

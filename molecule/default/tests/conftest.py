@@ -1,0 +1,51 @@
+"""Hosts of the scenario, reached through Docker, grouped as in the inventory."""
+
+import os
+import pathlib
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+import yaml
+
+PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).parents[3]))
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+
+
+def _host(group):
+    names = RUNNER.get_hosts(group)
+    assert names, f"no host in group {group}"
+    # Molecule names each container after its inventory host.
+    return testinfra.get_host(f"docker://{names[0]}")
+
+
+@pytest.fixture(scope="session")
+def mail():
+    return _host("mailservers")
+
+
+@pytest.fixture(scope="session")
+def client():
+    return _host("lab_clients")
+
+
+@pytest.fixture(scope="session")
+def ca():
+    return _host("lab_acme_ca")
+
+
+@pytest.fixture(scope="session")
+def mail_name():
+    return RUNNER.get_hosts("mailservers")[0]
+
+
+def lab_value(group, topic, key):
+    """A value as the lab inventory sets it (inventory/lab/group_vars/<group>/<topic>.yml)."""
+    data = yaml.safe_load((PROJECT / "inventory/lab/group_vars" / group / f"{topic}.yml").read_text())
+    return data[key]
+
+
+def role_default(role, key):
+    data = yaml.safe_load((PROJECT / "roles" / role / "defaults/main.yml").read_text())
+    return data[key]

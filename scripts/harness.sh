@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Everything `make` does: a Python virtualenv, a Docker engine, the base images, then
+# the lab or the tests. Each step reuses what is already there and prints its duration.
+#
+#   scripts/harness.sh test        lint, unit tests, every Molecule scenario
+#   scripts/harness.sh lint        yamllint + ansible-lint only
+#   scripts/harness.sh lab         create the lab containers and deploy site.yml
+#   scripts/harness.sh lab-down    remove the lab containers and network
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+# Debian releases every scenario runs on; the first is the default.
+DISTROS="${MOLECULE_DISTROS:-trixie bookworm}"
+
+STAGES=()
+SUITE_START=$SECONDS
+
+stage() {  # stage NAME COMMAND... : run a step, time it, keep the table for the summary
+    local name="$1" start=$SECONDS rc=0
+    shift
+    printf '\n==> %s\n' "$name"
+    "$@" || rc=$?
+    local took=$((SECONDS - start))
+    STAGES+=("$(printf '%-40s %5ss  %s' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")
+    printf '<== %s: %ss (%s)\n' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo "exit $rc")"
+    return $rc
+}
+
+summary() {
+    local rc=$?
+    printf '\n%-40s %6s  %s\n' "stage" "time" "result"
+    printf '%s\n' "${STAGES[@]}"
+    printf '%-40s %5ss  %s\n' "total" "$((SECONDS - SUITE_START))" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
+    return $rc
+}
+
+apt_install() {  # install Debian packages, refreshing the lists once per run
+    if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+        echo "missing: $* -- install it (this script installs it only as root on Debian)" >&2
+        return 1
+    fi
+    if [ -z "${__APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        __APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_venv() {
+    local stamp="$VENV/.requirements.sha256" want
+    want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        echo "virtualenv $VENV: up to date, kept"
+        return 0
+    fi
+    python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
+    echo "$want" >"$stamp"
+    echo "virtualenv $VENV: installed from requirements.txt"
+}
+
+ensure_docker() {
+    if docker info >/dev/null 2>&1; then
+        echo "docker engine: answering, reused"
+        return 0
+    fi
+    command -v dockerd >/dev/null || apt_install docker.io
+    command -v docker >/dev/null || apt_install docker-cli
+    if [ "$(id -u)" != 0 ]; then
+        echo "no Docker engine answers and we are not root: start one, then rerun" >&2
+        return 1
+    fi
+    echo "docker engine: starting dockerd in the background (log: /var/log/dockerd.log)"
+    setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    local i
+    for i in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && { echo "docker engine: up after ${i}s"; return 0; }
+        sleep 1
+    done
+    tail -n 20 /var/log/dockerd.log >&2
+    echo "docker engine: did not answer within 60s" >&2
+    return 1
+}
+
+ensure_images() {
+    command -v debootstrap >/dev/null || apt_install debootstrap
+    scripts/build-images.sh trixie bookworm
+}
+
+run_lint() {
+    "$VENV/bin/yamllint" --strict . && "$VENV/bin/ansible-lint" --strict
+}
+
+run_unit() {
+    "$VENV/bin/pytest" -q -p no:cacheprovider tests/unit
+}
+
+run_molecule() {  # run_molecule SCENARIO DISTRO
+    MOLECULE_DISTRO="$2" "$VENV/bin/molecule" test -s "$1"
+}
+
+cmd_test() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    stage "docker engine" ensure_docker
+    stage "base images" ensure_images
+    stage "yamllint + ansible-lint" run_lint
+    stage "unit tests" run_unit
+    local scenario distro
+    for scenario in $(ls molecule); do
+        [ -f "molecule/$scenario/molecule.yml" ] || continue
+        for distro in $DISTROS; do
+            stage "molecule $scenario ($distro)" run_molecule "$scenario" "$distro"
+        done
+    done
+}
+
+cmd_lint() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    stage "yamllint + ansible-lint" run_lint
+}
+
+cmd_lab() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    stage "docker engine" ensure_docker
+    stage "base images" ensure_images
+    stage "lab containers" "$VENV/bin/ansible-playbook" playbooks/lab_up.yml
+    stage "lab CA and client" "$VENV/bin/ansible-playbook" playbooks/lab_support.yml
+    stage "site.yml" "$VENV/bin/ansible-playbook" site.yml
+    "$VENV/bin/python" scripts/lab_report.py
+}
+
+cmd_lab_down() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    if docker info >/dev/null 2>&1; then
+        stage "remove lab" "$VENV/bin/ansible-playbook" playbooks/lab_down.yml
+    else
+        echo "no Docker engine answers: no lab to remove"
+    fi
+}
+
+case "${1:-}" in
+    test) cmd_test ;;
+    lint) cmd_lint ;;
+    lab) cmd_lab ;;
+    lab-down) cmd_lab_down ;;
+    *) echo "usage: $0 test|lint|lab|lab-down" >&2; exit 2 ;;
+esac

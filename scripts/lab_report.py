@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""After `make lab`: what answers where on 127.0.0.1, and how to get into the hosts."""
+
+import pathlib
+import socket
+import ssl
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAB = ROOT / "inventory/lab"
+IMPLICIT_TLS = {465, 993, 995}
+SERVICES = {25: "SMTP (MX)", 465: "submissions", 587: "submission", 143: "IMAP",
+            993: "IMAPS", 110: "POP3", 995: "POP3S", 4190: "ManageSieve"}
+
+
+def probe(port, container_port):
+    """First line the service sends (after a TLS handshake on implicit-TLS ports)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+            sock = raw
+            if container_port in IMPLICIT_TLS:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                sock = ctx.wrap_socket(raw)
+            sock.settimeout(3)
+            line = sock.recv(200).decode(errors="replace").splitlines()
+            if line:
+                prefix = f"{sock.version()} " if container_port in IMPLICIT_TLS else ""
+                return f"answers: {prefix}{line[0][:60]}"
+    except (OSError, ssl.SSLError):
+        pass
+    return "nothing listening yet"
+
+
+def main():
+    hosts = yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["children"]
+    ports = yaml.safe_load((LAB / "group_vars/mailservers/lab.yml").read_text())["lab_published_ports"]
+    mail_host, mail = next(iter(hosts["mailservers"]["hosts"].items()))
+    print(f"\nThe lab is up. Mail host {mail_host} (container {mail['ansible_host']}):")
+    for spec in ports:
+        _, host_port, container_port = spec.split(":")
+        service = SERVICES.get(int(container_port), "")
+        print(f"  127.0.0.1:{host_port:<6} -> {container_port:<5} {service:<12} {probe(int(host_port), int(container_port))}")
+    print("\nA shell on a lab host:")
+    for group in hosts.values():
+        for name, values in group["hosts"].items():
+            print(f"  docker exec -it {values['ansible_host']} bash    # {name}")
+    print("\nRemove the lab with: make lab-down")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""A malformed inventory value stops the run at validation, naming the value.
+
+The playbook runs in check mode against this machine (local connection): nothing can
+change here, and the assertion is that the run fails at the validation step.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PLAYBOOK = ROOT / "playbooks/common.yml"
+
+BAD_VALUES = [
+    ("common_fqdn", "mail_server", "is not a fully qualified host name"),
+    ("common_fqdn", "mailhost", "is not a fully qualified host name"),
+    ("common_timezone", "Europe/Berlin;reboot", "is not a tz database name"),
+    ("common_timezone", "Mars/Olympus_Mons", "is not in the tz database"),
+    ("common_locale", "en_US.ISO-8859-1", "is not a UTF-8 locale name"),
+    ("common_apt_mirror", "ftp://example.org/debian", "is not an http:// or https:// URL"),
+    ("common_journal_max_use", "lots", "must be a size"),
+    ("common_unattended_upgrades_reboot_time", "25:00", "is not a time of day"),
+    ("common_apt_sources_managed", "maybe", "common_apt_sources_managed"),
+]
+
+
+def _run(tmp_path, name, value):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n"
+        "          ansible_connection: local\n"
+        f"          ansible_python_interpreter: {sys.executable}\n"
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_BECOME="false",
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+    )
+    return subprocess.run(
+        ["ansible-playbook", "--check", "-i", str(inventory), str(PLAYBOOK), "-e", f"{name}={value}",
+         "-e", "ansible_become=false"],
+        capture_output=True, text=True, env=env, check=False, timeout=300, cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES, ids=[f"{n}={v}" for n, v, _ in BAD_VALUES])
+def test_bad_common_value_fails_at_validation(tmp_path, name, value, message):
+    run = _run(tmp_path, name, value)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert value in out, out
+    assert message in out, out
+    assert "changed=0" in out, out
+
+
+def test_good_values_pass_validation(tmp_path):
+    # Positive control: the same run with a valid value gets past every assertion.
+    run = _run(tmp_path, "common_timezone", "Europe/Berlin")
+    out = run.stdout + run.stderr
+    assert "Assert common_timezone exists in the tz database" in out, out
+    assert "fatal" not in out.split("Assert the journal limits")[0], out

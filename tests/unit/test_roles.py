@@ -1,0 +1,37 @@
+"""Static rules every role keeps: inputs declared once, documented, and validated."""
+
+import pathlib
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks/main.yml").exists())
+
+
+def _yaml(path):
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_argument_spec_matches_defaults(role):
+    defaults = _yaml(role / "defaults/main.yml")
+    spec = _yaml(role / "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert sorted(defaults) == sorted(spec), "defaults/main.yml and meta/argument_specs.yml declare different inputs"
+    for name, option in spec.items():
+        assert option.get("description"), f"{name} has no description"
+        assert option.get("default") == defaults[name], f"{name}: spec default differs from defaults/main.yml"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_inputs_carry_the_role_prefix(role):
+    for name in _yaml(role / "defaults/main.yml"):
+        assert name.startswith(f"{role.name}_"), f"{name} does not start with {role.name}_"
+
+
+def test_no_group_vars_that_ansible_would_ignore():
+    # Ansible reads group_vars/ only beside the inventory and beside the playbook that
+    # holds the play; one at the top or in playbooks/ would be skipped without a word.
+    assert not (ROOT / "group_vars").exists()
+    assert not (ROOT / "playbooks/group_vars").exists()
+    assert (ROOT / "inventory/lab/group_vars").is_dir()
