@@ -33,6 +33,10 @@ summary() {
     printf '\n%-40s %6s  %s\n' "stage" "time" "result"
     printf '%s\n' "${STAGES[@]}"
     printf '%-40s %5ss  %s\n' "total" "$((SECONDS - SUITE_START))" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
+    local passed failed
+    passed="$(printf '%s\n' "${STAGES[@]}" | grep -c ' ok$' || true)"
+    failed="$(printf '%s\n' "${STAGES[@]}" | grep -c ' FAILED$' || true)"
+    printf 'stages: %s passed, %s failed\n' "$passed" "$failed"
     return $rc
 }
 
@@ -110,6 +114,7 @@ cmd_test() {
     stage "base images" ensure_images
     stage "yamllint + ansible-lint" run_lint
     stage "unit tests" run_unit
+    stage "make lab twice, make lab-down" scripts/check_lab.sh
     local scenario distro
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Proves the quick start: `make lab` deploys, a second `make lab` changes nothing, and
+# `make lab-down` removes the lab's containers and network and nothing else. A lab
+# that was already running before this check is left running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+lab_containers() { docker ps -a --filter label=org.mailbundle.lab=true --format '{{.Names}}' | sort; }
+had_lab="$(lab_containers)"
+other_containers() { docker ps -a --format '{{.Names}} {{.Label "org.mailbundle.lab"}}' | grep -v ' true$' | sort || true; }
+others_before="$(other_containers)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+scripts/harness.sh lab >/dev/null
+echo "make lab: deployed ($(lab_containers | wc -l) containers)"
+scripts/harness.sh lab >"$log" 2>&1 || { cat "$log"; exit 1; }
+if grep -E 'changed=[1-9]' "$log"; then
+    echo "make lab run twice: the second run changed something (above)" >&2
+    exit 1
+fi
+echo "make lab again: $(grep -c 'changed=0' "$log") host recaps, all changed=0"
+
+if [ -n "$had_lab" ]; then
+    echo "a lab was running before this check: left running, lab-down not exercised"
+    exit 0
+fi
+scripts/harness.sh lab-down >/dev/null
+if [ -n "$(lab_containers)" ] || docker network inspect mailbundle-lab >/dev/null 2>&1; then
+    echo "make lab-down left lab containers or the lab network behind" >&2
+    exit 1
+fi
+others_after="$(other_containers)"
+[ "$others_before" = "$others_after" ] || { echo "make lab-down touched other containers" >&2; exit 1; }
+echo "make lab-down: lab containers and network gone, other containers untouched"
