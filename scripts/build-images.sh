@@ -16,7 +16,8 @@ build_one() {
         return 0
     fi
     root="$(mktemp -d /var/tmp/rootfs-"$release".XXXXXX)"
-    trap 'rm -rf "$root"' RETURN
+    # build_one runs in its own background subshell: EXIT cleans up on any failure.
+    trap 'rm -rf "$root" "$root.log"' EXIT
     echo "image $image: debootstrap $release from $MIRROR"
     debootstrap --variant=minbase --include="$PACKAGES" "$release" "$root" "$MIRROR" \
         >"$root.log" 2>&1 || { tail -n 30 "$root.log"; return 1; }

@@ -11,6 +11,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
+# Tools (and the ansible-playbook that Molecule and the tests call) come from the venv.
+export PATH="$VENV/bin:$PATH"
 # Debian releases every scenario runs on; the first is the default.
 DISTROS="${MOLECULE_DISTROS:-trixie bookworm}"
 

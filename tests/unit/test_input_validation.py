@@ -42,7 +42,7 @@ def _run(tmp_path, name, value):
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
     )
     return subprocess.run(
-        ["ansible-playbook", "--check", "-i", str(inventory), str(PLAYBOOK), "-e", f"{name}={value}",
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "--check", "-i", str(inventory), str(PLAYBOOK), "-e", f"{name}={value}",
          "-e", "ansible_become=false"],
         capture_output=True, text=True, env=env, check=False, timeout=300, cwd=ROOT,
     )

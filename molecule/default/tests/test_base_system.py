@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import uuid
 
 from conftest import INVENTORY, PROJECT, lab_value, role_default
@@ -77,7 +78,7 @@ def test_acme_test_ca_answers_the_client(client):
 def _run_site(*extra):
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"))
     return subprocess.run(
-        ["ansible-playbook", "-i", str(pathlib.Path(INVENTORY).parent), str(PROJECT / "site.yml"), *extra],
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent), str(PROJECT / "site.yml"), *extra],
         capture_output=True, text=True, env=env, check=False, timeout=600,
     )
 
