@@ -43,6 +43,13 @@ def main():
         _, host_port, container_port = spec.split(":")
         service = SERVICES.get(int(container_port), "")
         print(f"  127.0.0.1:{host_port:<6} -> {container_port:<5} {service:<12} {probe(int(host_port), int(container_port))}")
+    passwords = yaml.safe_load((LAB / "group_vars/lab_clients/lab_passwords.yml").read_text())["lab_passwords"]
+    print("\nMailboxes (lab-only throw-away passwords):")
+    for address, password in passwords.items():
+        print(f"  {address:<24} {password}")
+    print("\nA mail program: IMAP 127.0.0.1:10993 (SSL/TLS) or 10143 (STARTTLS), SMTP 127.0.0.1:10587")
+    print("(STARTTLS) or 10465 (SSL/TLS), user name = the full address. The certificate is")
+    print("self-signed for mx1.example.test until the certbot issue lands: accept it for the lab only.")
     print("\nA shell on a lab host:")
     for group in hosts.values():
         for name, values in group["hosts"].items():

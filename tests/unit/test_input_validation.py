@@ -4,6 +4,7 @@ The playbook runs in check mode against this machine (local connection): nothing
 change here, and the assertion is that the run fails at the validation step.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -27,7 +28,7 @@ BAD_VALUES = [
 ]
 
 
-def _run(tmp_path, name, value):
+def _run(tmp_path, name, value, playbook=PLAYBOOK):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n"
@@ -42,7 +43,7 @@ def _run(tmp_path, name, value):
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
     )
     return subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "--check", "-i", str(inventory), str(PLAYBOOK), "-e", f"{name}={value}",
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "--check", "-i", str(inventory), str(playbook), "-e", f"{name}={value}" if name else value,
          "-e", "ansible_become=false"],
         capture_output=True, text=True, env=env, check=False, timeout=300, cwd=ROOT,
     )
@@ -64,3 +65,18 @@ def test_good_values_pass_validation(tmp_path):
     out = run.stdout + run.stderr
     assert "Assert common_timezone exists in the tz database" in out, out
     assert "fatal" not in out.split("Assert the journal limits")[0], out
+
+
+def test_plain_password_stops_the_mail_play_before_any_change(tmp_path):
+    data = {
+        "mail_domains": ["example.test"],
+        "mail_accounts": [{"address": "alice@example.test", "password_hash": "Summer2026!", "quota": "1G"}],
+        "mail_aliases": [],
+    }
+    run = _run(tmp_path, None, json.dumps(data), playbook=ROOT / "playbooks/mail.yml")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "the password_hash of 'alice@example.test' is not a {SHA512-CRYPT}" in out, out
+    assert "Summer2026!" not in out.replace(json.dumps(data), "")
+    assert "Assert the domains, mailboxes and aliases are valid" in out
+    assert "changed=0" in out, out

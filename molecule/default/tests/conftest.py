@@ -49,3 +49,28 @@ def lab_value(group, topic, key):
 def role_default(role, key):
     data = yaml.safe_load((PROJECT / "roles" / role / "defaults/main.yml").read_text())
     return data[key]
+
+
+@pytest.fixture(scope="session")
+def passwords():
+    return lab_value("lab_clients", "lab_passwords", "lab_passwords")
+
+
+@pytest.fixture(scope="session")
+def probe(client):
+    """Run tests/mailprobe.py on the client host; returns its JSON answer as a dict."""
+    import json
+    import subprocess
+
+    name = RUNNER.get_hosts("lab_clients")[0]
+    # Not /tmp: Debian 13's systemd mounts a tmpfs there inside the container.
+    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / "mailprobe.py"), f"{name}:/root/mailprobe.py"],
+                   check=True)
+
+    def run(protocol, port, *args):
+        cmd = " ".join(["python3", "/root/mailprobe.py", protocol, "--port", str(port), *[f"'{a}'" for a in args]])
+        result = client.run(cmd)
+        assert result.rc == 0, result.stderr
+        return json.loads(result.stdout)
+
+    return run

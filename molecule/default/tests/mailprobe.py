@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Protocol sessions run on the client host against the mail host; prints JSON.
+
+Copied to the client by the tests. Each step records the server's answer and the
+session stops at the first refusal, so a test can assert exactly where it stopped.
+The mail host's certificate is self-signed until the certbot issue: TLS is checked
+for protocol version here, not for trust.
+"""
+
+import argparse
+import imaplib
+import json
+import poplib
+import smtplib
+import ssl
+import sys
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def answer(reply):
+    code, text = reply
+    return [code, text.decode(errors="replace") if isinstance(text, bytes) else str(text)]
+
+
+def smtp(args):
+    out = {}
+    cls = smtplib.SMTP_SSL if args.tls else smtplib.SMTP
+    kwargs = {"context": tls_context()} if args.tls else {}
+    conn = cls(args.host, args.port, local_hostname="client.example.test", timeout=60, **kwargs)
+    try:
+        out["ehlo"] = answer(conn.ehlo())
+        out["features"] = sorted(conn.esmtp_features)
+        out["auth_offered"] = conn.has_extn("auth")
+        if args.tls:
+            out["tls_version"] = conn.sock.version()
+        if args.starttls:
+            out["starttls"] = answer(conn.starttls(context=tls_context()))
+            out["tls_version"] = conn.sock.version()
+            out["ehlo_tls"] = answer(conn.ehlo())
+            out["auth_offered"] = conn.has_extn("auth")
+        if args.user:
+            try:
+                out["auth"] = answer(conn.login(args.user, args.password))
+            except smtplib.SMTPAuthenticationError as err:
+                out["auth"] = [err.smtp_code, err.smtp_error.decode(errors="replace")]
+                return out
+            except smtplib.SMTPNotSupportedError as err:
+                out["auth"] = [0, str(err)]
+                return out
+        out["mail"] = answer(conn.docmd(f"MAIL FROM:<{args.mail_from}>" + (f" SIZE={args.size}" if args.size else "")))
+        if out["mail"][0] >= 400:
+            return out
+        out["rcpt"] = [answer(conn.docmd(f"RCPT TO:<{rcpt}>")) for rcpt in args.rcpt]
+        if not any(code < 300 for code, _ in out["rcpt"]) or args.no_data:
+            return out
+        body = (f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
+                f"Message-ID: <{args.token}@client.example.test>\r\n\r\nToken {args.token}\r\n")
+        if args.size:
+            body += ("x" * 76 + "\r\n") * (args.size // 78 + 1)
+        out["data"] = answer(conn.data(body.encode()))
+    finally:
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    return out
+
+
+def imap(args):
+    out = {}
+    if args.tls:
+        conn = imaplib.IMAP4_SSL(args.host, args.port, ssl_context=tls_context(), timeout=30)
+        out["tls_version"] = conn.sock.version()
+    else:
+        conn = imaplib.IMAP4(args.host, args.port, timeout=30)
+    out["capabilities_before_login"] = sorted(conn.capabilities)
+    if args.starttls:
+        conn.starttls(ssl_context=tls_context())
+        out["tls_version"] = conn.sock.version()
+        out["capabilities_after_starttls"] = sorted(conn.capabilities)
+    try:
+        out["login"] = conn.login(args.user, args.password)[0]
+    except imaplib.IMAP4.error as err:
+        out["login"] = f"refused: {err}"
+        return out
+    out["folders"] = [line.decode() for line in conn.list()[1]]
+    conn.select("INBOX", readonly=True)
+    found = conn.search(None, "SUBJECT", f'"{args.token}"')[1][0].split() if args.token else []
+    out["found"] = len(found)
+    conn.logout()
+    return out
+
+
+def pop3(args):
+    out = {}
+    if args.tls:
+        conn = poplib.POP3_SSL(args.host, args.port, context=tls_context(), timeout=30)
+        out["tls_version"] = conn.sock.version()
+    else:
+        conn = poplib.POP3(args.host, args.port, timeout=30)
+    if args.starttls:
+        conn.stls(context=tls_context())
+        out["tls_version"] = conn.sock.version()
+    try:
+        conn.user(args.user)
+        out["login"] = conn.pass_(args.password).decode()
+    except poplib.error_proto as err:
+        out["login"] = f"refused: {err}"
+        return out
+    count = len(conn.list()[1])
+    out["found"] = sum(
+        1 for i in range(1, count + 1) if args.token and args.token.encode() in b"\n".join(conn.retr(i)[1])
+    )
+    conn.quit()
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("protocol", choices=["smtp", "imap", "pop3"])
+    parser.add_argument("--host", default="mx1.example.test")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls", action="store_true", help="implicit TLS")
+    parser.add_argument("--starttls", action="store_true")
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    parser.add_argument("--mail-from", default="someone@outside.example")
+    parser.add_argument("--rcpt", action="append", default=[])
+    parser.add_argument("--token", default="")
+    parser.add_argument("--size", type=int, default=0)
+    parser.add_argument("--no-data", action="store_true")
+    args = parser.parse_args()
+    try:
+        result = {"smtp": smtp, "imap": imap, "pop3": pop3}[args.protocol](args)
+    except (OSError, smtplib.SMTPException, imaplib.IMAP4.error, poplib.error_proto) as err:
+        result = {"error": f"{type(err).__name__}: {err}"}
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

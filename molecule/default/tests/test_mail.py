@@ -1,0 +1,250 @@
+"""The core mail service over the wire, from the client host: delivery, reading,
+refusals. Every message carries a unique token that the reading side looks for."""
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+import pathlib
+import os
+
+import pytest
+
+from conftest import INVENTORY, PROJECT, lab_value, role_default
+
+ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.org"
+OUTSIDE = "someone@outside.example"
+
+
+def token():
+    return f"tok{uuid.uuid4().hex[:16]}"
+
+
+def wait_for(probe, user, password, tok, port=993, *flags, timeout=60):
+    """Poll the mailbox over IMAP until the token's message shows up."""
+    deadline = time.time() + timeout
+    while True:
+        seen = probe("imap", port, "--tls" if port == 993 else "--starttls", *flags,
+                     "--user", user, "--password", password, "--token", tok)
+        if seen.get("found") or time.time() > deadline:
+            return seen
+        time.sleep(2)
+
+
+def send25(probe, rcpts, tok, *extra):
+    args = ["--starttls", "--mail-from", OUTSIDE, "--token", tok, *extra]
+    for rcpt in rcpts:
+        args += ["--rcpt", rcpt]
+    return probe("smtp", 25, *args)
+
+
+# --- Delivery and reading ---------------------------------------------------------
+
+def test_submission_587_delivers_and_is_read_over_imap_and_pop3(probe, passwords):
+    tok = token()
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--rcpt", BOB, "--token", tok)
+    assert sent["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert sent["auth"][0] == 235, sent
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, BOB, passwords[BOB], tok, 993)["found"] == 1
+    assert probe("imap", 143, "--starttls", "--user", BOB, "--password", passwords[BOB], "--token", tok)["found"] == 1
+    assert probe("pop3", 995, "--tls", "--user", BOB, "--password", passwords[BOB], "--token", tok)["found"] == 1
+
+
+def test_submissions_465_delivers(probe, passwords):
+    tok = token()
+    sent = probe("smtp", 465, "--tls", "--user", BOB, "--password", passwords[BOB],
+                 "--mail-from", BOB, "--rcpt", ALICE, "--token", tok)
+    assert sent["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert sent["auth"][0] == 235 and sent["data"][0] == 250, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
+
+
+@pytest.mark.parametrize("rcpt, readers", [
+    (ALICE, [ALICE]),
+    ("team@example.test", [ALICE, BOB]),
+    ("alice+newsletters@example.test", [ALICE]),
+    ("postmaster@example.org", [ALICE]),
+], ids=["mailbox", "alias-to-two", "plus-tag", "alias-other-domain"])
+def test_inbound_25_delivers(probe, passwords, rcpt, readers):
+    tok = token()
+    sent = send25(probe, [rcpt], tok)
+    assert "STARTTLS" in [f.upper() for f in sent["features"]]
+    assert sent["rcpt"][0][0] == 250 and sent["data"][0] == 250, sent
+    for reader in readers:
+        assert wait_for(probe, reader, passwords[reader], tok)["found"] == 1, reader
+
+
+def test_special_use_folders_exist(probe, passwords):
+    folders = " ".join(probe("imap", 993, "--tls", "--user", ALICE, "--password", passwords[ALICE])["folders"])
+    for flag in ("\\Drafts", "\\Sent", "\\Junk", "\\Trash", "\\Archive"):
+        assert flag in folders, folders
+
+
+# --- Refusals --------------------------------------------------------------------
+
+def test_unknown_recipient_refused_at_rcpt(probe):
+    sent = send25(probe, ["nobody@example.test"], token())
+    assert 500 <= sent["rcpt"][0][0] < 600, sent
+    assert "data" not in sent
+
+
+@pytest.mark.parametrize("rcpt", [
+    "victim@outside.example",
+    "victim%outside.example@example.test",
+    "outside.example!victim@example.test",
+    "@example.test:victim@outside.example",
+    '"victim@outside.example"@example.test',
+], ids=["plain", "percent-hack", "bang-path", "source-route", "quoted-local-part"])
+def test_relay_refused_from_outside(probe, rcpt):
+    sent = send25(probe, [rcpt], token())
+    assert 500 <= sent["rcpt"][0][0] < 600, sent
+    assert "data" not in sent
+
+
+def test_no_auth_on_port_25(probe):
+    sent = probe("smtp", 25, "--starttls", "--mail-from", OUTSIDE, "--no-data", "--rcpt", ALICE)
+    assert sent["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert sent["auth_offered"] is False, sent
+
+
+def test_no_auth_on_587_before_starttls(probe):
+    plain = probe("smtp", 587, "--mail-from", ALICE, "--no-data", "--rcpt", BOB)
+    assert "auth" not in [f.lower() for f in plain["features"]], plain
+    tls = probe("smtp", 587, "--starttls", "--mail-from", ALICE, "--no-data", "--rcpt", BOB)
+    assert tls["auth_offered"] is True, tls  # positive control: offered once encrypted
+
+
+@pytest.mark.parametrize("port, mode", [(587, "--starttls"), (465, "--tls")])
+def test_submission_needs_auth(probe, port, mode):
+    sent = probe("smtp", port, mode, "--mail-from", ALICE, "--rcpt", BOB, "--token", token())
+    assert 500 <= sent["rcpt"][0][0] < 600, sent
+
+
+def test_cannot_send_as_another_user(probe, passwords):
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", BOB, "--rcpt", CAROL, "--token", token())
+    assert sent["auth"][0] == 235
+    refusals = [sent["mail"][0]] + [code for code, _ in sent.get("rcpt", [])]
+    assert any(code == 553 for code in refusals), sent
+    assert "data" not in sent
+
+
+def test_can_send_as_an_owned_alias(probe, passwords):
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", "team@example.test", "--rcpt", BOB, "--token", token())
+    assert sent["data"][0] == 250, sent
+
+
+def test_imap_refuses_login_before_starttls(probe, passwords):
+    seen = probe("imap", 143, "--starttls", "--user", ALICE, "--password", passwords[ALICE])
+    assert "LOGINDISABLED" in seen["capabilities_before_login"]
+    assert "LOGINDISABLED" not in seen["capabilities_after_starttls"]
+    plain = probe("imap", 143, "--user", ALICE, "--password", passwords[ALICE])
+    assert plain["login"].startswith("refused"), plain
+
+
+def test_pop3_refuses_user_before_stls(probe, passwords):
+    plain = probe("pop3", 110, "--user", ALICE, "--password", passwords[ALICE])
+    assert plain["login"].startswith("refused"), plain
+    tls = probe("pop3", 110, "--starttls", "--user", ALICE, "--password", passwords[ALICE])
+    assert tls["login"].startswith("+OK"), tls
+
+
+@pytest.mark.parametrize("protocol, port, mode", [
+    ("smtp", 587, "--starttls"), ("smtp", 465, "--tls"), ("imap", 993, "--tls"), ("pop3", 995, "--tls"),
+])
+def test_wrong_password_refused(probe, protocol, port, mode):
+    args = [mode, "--user", ALICE, "--password", "not-the-password"]
+    if protocol == "smtp":
+        args += ["--mail-from", ALICE, "--rcpt", BOB]
+        result = probe(protocol, port, *args)
+        assert result["auth"][0] == 535, result
+        assert "mail" not in result
+    else:
+        assert probe(protocol, port, *args)["login"].startswith("refused")
+
+
+def test_message_over_size_limit_refused_with_552(probe):
+    limit = role_default("postfix", "postfix_message_size_limit")
+    sent = probe("smtp", 25, "--starttls", "--mail-from", OUTSIDE, "--rcpt", ALICE, "--size", str(limit + 1),
+                 "--no-data")
+    assert sent["mail"][0] == 552, sent
+
+
+def test_mailbox_over_quota_refuses_at_rcpt(probe, mail):
+    # Start from an empty mailbox, so the test also holds on a second verify.
+    mail.check_output(f"doveadm expunge -u {CAROL} mailbox INBOX all && doveadm quota recalc -u {CAROL}")
+    # carol's quota is 1M: one message just over it is still taken (Dovecot's 10 %
+    # grace), after which her mailbox is full and RCPT is refused.
+    first = send25(probe, [CAROL], token(), "--size", "1080000")
+    assert first["data"][0] == 250, first
+    deadline = time.time() + 60
+    while True:
+        again = send25(probe, [CAROL], token(), "--no-data")
+        if again["rcpt"][0][0] != 250 or time.time() > deadline:
+            break
+        time.sleep(2)
+    assert again["rcpt"][0][0] == 552, again
+    assert "full" in again["rcpt"][0][1].lower()
+
+
+# --- Accounts as code: removing and re-adding a mailbox ----------------------------
+
+def _converge(*extra):
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"))
+    return subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent),
+         str(PROJECT / "site.yml"), "--limit", "mailservers", *extra],
+        capture_output=True, text=True, env=env, check=False, timeout=900,
+    )
+
+
+def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
+    tok = token()
+    assert send25(probe, [BOB], tok)["data"][0] == 250
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+
+    accounts = [a for a in lab_value("all", "mail", "mail_accounts") if a["address"] != BOB]
+    removed = _converge("-e", json.dumps({"mail_accounts": accounts}))
+    assert removed.returncode == 0, removed.stdout[-4000:]
+    assert probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB])["login"].startswith("refused")
+    refused = send25(probe, [BOB], token(), "--no-data")
+    assert 500 <= refused["rcpt"][0][0] < 600, refused
+    # The mail is kept, in the archive.
+    assert mail.run(f"grep -rlq {tok} /var/mail/archive/example.test/bob/").rc == 0
+    assert not mail.file("/var/mail/vhosts/example.test/bob").exists
+
+    readded = _converge()
+    assert readded.returncode == 0, readded.stdout[-4000:]
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+
+
+# --- TLS 1.2 and 1.3 only, on every listener ----------------------------------------
+
+LISTENERS = [(25, "smtp"), (587, "smtp"), (465, None), (143, "imap"), (993, None),
+             (110, "pop3"), (995, None), (4190, "sieve")]
+
+
+def handshake(client, port, starttls, version):
+    """openssl s_client from the client host; True when the handshake completed."""
+    # OpenSSL 3 refuses TLS 1.0/1.1 on its own: lower the client's security level so
+    # that a refusal is the server's doing.
+    cipher = " -cipher 'DEFAULT:@SECLEVEL=0'" if version in ("tls1", "tls1_1") else ""
+    starttls_arg = f" -starttls {starttls}" if starttls else ""
+    cmd = (f"echo | timeout 20 openssl s_client -connect mx1.example.test:{port} -servername mx1.example.test"
+           f" -{version}{cipher}{starttls_arg} 2>&1")
+    out = client.run(cmd).stdout
+    return "Cipher is (NONE)" not in out and ("New, TLSv1" in out or "Protocol  : TLSv1" in out), out
+
+
+@pytest.mark.parametrize("port, starttls", LISTENERS, ids=[str(p) for p, _ in LISTENERS])
+def test_only_tls_1_2_and_1_3(client, port, starttls):
+    for version in ("tls1_2", "tls1_3"):
+        ok, out = handshake(client, port, starttls, version)
+        assert ok, f"{version} refused on {port}:\n{out[-1500:]}"
+    for version in ("tls1", "tls1_1"):
+        ok, out = handshake(client, port, starttls, version)
+        assert not ok, f"{version} accepted on {port}:\n{out[-1500:]}"
