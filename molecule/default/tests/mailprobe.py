@@ -33,8 +33,13 @@ def smtp(args):
     out = {}
     cls = smtplib.SMTP_SSL if args.tls else smtplib.SMTP
     kwargs = {"context": tls_context()} if args.tls else {}
-    conn = cls(args.host, args.port, local_hostname="client.example.test", timeout=60, **kwargs)
+    conn = cls(local_hostname="client.example.test", timeout=60, **kwargs)
+    out["banner"] = answer(conn.connect(args.host, args.port))
     try:
+        if args.cmd:
+            # Raw commands, in order, before any EHLO unless one is among them.
+            out["replies"] = [answer(conn.docmd(cmd)) for cmd in args.cmd]
+            return out
         out["ehlo"] = answer(conn.ehlo())
         out["features"] = sorted(conn.esmtp_features)
         out["auth_offered"] = conn.has_extn("auth")
@@ -136,6 +141,7 @@ def main():
     parser.add_argument("--token", default="")
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--no-data", action="store_true")
+    parser.add_argument("--cmd", action="append", default=[], help="raw SMTP command (smtp only)")
     args = parser.parse_args()
     try:
         result = {"smtp": smtp, "imap": imap, "pop3": pop3}[args.protocol](args)

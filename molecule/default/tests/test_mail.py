@@ -83,6 +83,30 @@ def test_special_use_folders_exist(probe, passwords):
         assert flag in folders, folders
 
 
+def test_catch_all_takes_unknown_addresses_but_not_mailboxes(probe, passwords):
+    tok = token()
+    sent = send25(probe, ["anything-at-all@example.org"], tok)
+    assert sent["rcpt"][0][0] == 250 and sent["data"][0] == 250, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
+    # carol@example.org is a mailbox in the same domain: the catch-all must not take it.
+    tok = token()
+    assert send25(probe, [CAROL], tok)["data"][0] == 250
+    assert wait_for(probe, CAROL, passwords[CAROL], tok)["found"] == 1
+
+
+def test_smtp_greeting_and_protocol_rules(probe):
+    session = probe("smtp", 25, "--cmd", "MAIL FROM:<someone@outside.example>",
+                    "--cmd", "EHLO client.example.test", "--cmd", "VRFY alice@example.test")
+    code, banner = session["banner"]
+    assert code == 220 and banner.splitlines()[-1] == "mx1.example.test ESMTP", banner
+    assert "postfix" not in banner.lower()
+    no_helo, ehlo, vrfy = session["replies"]
+    assert no_helo[0] == 503, no_helo          # HELO/EHLO required
+    features = ehlo[1].upper().splitlines()
+    assert "SMTPUTF8" in features and "8BITMIME" in features, features
+    assert vrfy[0] == 502, vrfy                # VRFY off
+
+
 # --- Refusals --------------------------------------------------------------------
 
 def test_unknown_recipient_refused_at_rcpt(probe):
