@@ -34,6 +34,9 @@ def smtp(args):
     cls = smtplib.SMTP_SSL if args.tls else smtplib.SMTP
     kwargs = {"context": tls_context()} if args.tls else {}
     conn = cls(local_hostname="client.example.test", timeout=60, **kwargs)
+    # Connecting separately keeps the banner; smtplib takes the TLS server name from
+    # _host, which only the constructor sets, so set it here too.
+    conn._host = args.host  # pylint: disable=protected-access
     out["banner"] = answer(conn.connect(args.host, args.port))
     try:
         if args.cmd:
