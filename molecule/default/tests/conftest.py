@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import testinfra
@@ -38,6 +40,16 @@ def ca():
 @pytest.fixture(scope="session")
 def mail_name():
     return RUNNER.get_hosts("mailservers")[0]
+
+
+def run_site(*extra):
+    """Run the real site.yml from the controller against the scenario's mail hosts."""
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"))
+    return subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent),
+         str(PROJECT / "site.yml"), "--limit", "mailservers", *extra],
+        capture_output=True, text=True, env=env, check=False, timeout=900,
+    )
 
 
 def lab_value(group, topic, key):

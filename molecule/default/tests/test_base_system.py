@@ -1,13 +1,9 @@
 """The base system (role common) as the lab inventory asks for it, seen on the hosts."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 import uuid
 
-from conftest import INVENTORY, PROJECT, lab_value, role_default
+from conftest import lab_value, role_default, run_site
 
 
 def test_inventory_value_reaches_the_play(mail):
@@ -75,18 +71,10 @@ def test_acme_test_ca_answers_the_client(client):
     assert directory["newAccount"].startswith("https://ca.example.test:14000/")
 
 
-def _run_site(*extra):
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"))
-    return subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent), str(PROJECT / "site.yml"), *extra],
-        capture_output=True, text=True, env=env, check=False, timeout=600,
-    )
-
-
 def test_invalid_input_fails_before_the_host_changes(mail):
     before = mail.check_output("sha256sum /etc/timezone /etc/hosts /etc/default/locale")
     bad = "Mars/Olympus_Mons"
-    run = _run_site("-e", f"common_timezone={bad}", "-e", "common_fqdn=mx1.example.test")
+    run = run_site("-e", f"common_timezone={bad}", "-e", "common_fqdn=mx1.example.test")
     out = run.stdout + run.stderr
     assert run.returncode != 0
     assert bad in out

@@ -2,16 +2,12 @@
 refusals. Every message carries a unique token that the reading side looks for."""
 
 import json
-import subprocess
-import sys
 import time
 import uuid
-import pathlib
-import os
 
 import pytest
 
-from conftest import INVENTORY, PROJECT, lab_value, role_default
+from conftest import lab_value, role_default, run_site
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.org"
 OUTSIDE = "someone@outside.example"
@@ -217,22 +213,13 @@ def test_mailbox_over_quota_refuses_at_rcpt(probe, mail):
 
 # --- Accounts as code: removing and re-adding a mailbox ----------------------------
 
-def _converge(*extra):
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"))
-    return subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent),
-         str(PROJECT / "site.yml"), "--limit", "mailservers", *extra],
-        capture_output=True, text=True, env=env, check=False, timeout=900,
-    )
-
-
 def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
     tok = token()
     assert send25(probe, [BOB], tok)["data"][0] == 250
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
 
     accounts = [a for a in lab_value("all", "mail", "mail_accounts") if a["address"] != BOB]
-    removed = _converge("-e", json.dumps({"mail_accounts": accounts}))
+    removed = run_site("-e", json.dumps({"mail_accounts": accounts}))
     assert removed.returncode == 0, removed.stdout[-4000:]
     assert probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB])["login"].startswith("refused")
     refused = send25(probe, [BOB], token(), "--no-data")
@@ -241,7 +228,7 @@ def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
     assert mail.run(f"grep -rlq {tok} /var/mail/archive/example.test/bob/").rc == 0
     assert not mail.file("/var/mail/vhosts/example.test/bob").exists
 
-    readded = _converge()
+    readded = run_site()
     assert readded.returncode == 0, readded.stdout[-4000:]
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
 
