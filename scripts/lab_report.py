@@ -48,8 +48,10 @@ def main():
     for address, password in passwords.items():
         print(f"  {address:<24} {password}")
     print("\nA mail program: IMAP 127.0.0.1:10993 (SSL/TLS) or 10143 (STARTTLS), SMTP 127.0.0.1:10587")
-    print("(STARTTLS) or 10465 (SSL/TLS), user name = the full address. The certificate is")
-    print("self-signed for mx1.example.test until the certbot issue lands: accept it for the lab only.")
+    print("(STARTTLS) or 10465 (SSL/TLS), user name = the full address. The certificate is for")
+    print("mx1.example.test, from the lab's Pebble CA; its root (new at every Pebble start) is at")
+    print("  docker exec mailbundle-lab-ca curl -sk https://localhost:15000/roots/0")
+    print("Trust that root, or accept the certificate, for the lab only.")
     print("\nA shell on a lab host:")
     for group in hosts.values():
         for name, values in group["hosts"].items():

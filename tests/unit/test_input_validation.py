@@ -80,3 +80,29 @@ def test_plain_password_stops_the_mail_play_before_any_change(tmp_path):
     assert "Summer2026!" not in out.replace(json.dumps(data), "")
     assert "Assert the domains, mailboxes and aliases are valid" in out
     assert "changed=0" in out, out
+
+
+ACCOUNTS = {
+    "mail_domains": ["example.test"],
+    "mail_accounts": [{"address": "alice@example.test", "quota": "1G",
+                       "password_hash": "{SHA512-CRYPT}$6$8w/.IU0ayAm3zXJb$e5EGOXrBEdgImMBfj6usjg9wJ5sQCPZOe7sTSNENNDOPPwAYzC"
+                                        "./tXUbew2LKbxWl0OiYQScCjmax4azl.Y8D0"}],
+    "mail_aliases": [],
+}
+
+BAD_CERTBOT = [
+    ({"certbot_extra_names": ["mail_server.example.test"]}, "'mail_server.example.test' is not a lowercase DNS name"),
+    ({"certbot_acme_server": "http://acme.example.test/dir"}, "'http://acme.example.test/dir' must be the https://"),
+    ({"certbot_challenge": "dns"}, "dns (with certbot_dns_plugin and certbot_dns_credentials set)"),
+    ({"certbot_key_type": "rsa", "certbot_rsa_key_size": 1024}, "certbot_rsa_key_size must be one of: 2048, 3072, 4096, got: 1024"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_CERTBOT, ids=[next(iter(v)) for v, _ in BAD_CERTBOT])
+def test_bad_certbot_value_fails_before_any_request(tmp_path, values, message):
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **values}), playbook=ROOT / "playbooks/mail.yml")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert message in out, out
+    assert "Request the certificate from the ACME server" not in out, out
+    assert "changed=0" in out, out

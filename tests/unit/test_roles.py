@@ -35,3 +35,19 @@ def test_no_group_vars_that_ansible_would_ignore():
     assert not (ROOT / "group_vars").exists()
     assert not (ROOT / "playbooks/group_vars").exists()
     assert (ROOT / "inventory/lab/group_vars").is_dir()
+
+
+def test_role_tls_defaults_are_the_site_tls_policy():
+    # The policy lives in playbooks/vars/tls_policy.yml; each role's own defaults (used
+    # only when a role runs on its own) must say the same, so the two cannot drift.
+    policy = _yaml(ROOT / "playbooks/vars/tls_policy.yml")
+    postfix = _yaml(ROOT / "roles/postfix/defaults/main.yml")
+    dovecot = _yaml(ROOT / "roles/dovecot/defaults/main.yml")
+    assert postfix["postfix_tls_ciphers"] == dovecot["dovecot_tls_ciphers"] == policy["mail_tls_policy_ciphers"]
+    assert postfix["postfix_tls_curves"] == dovecot["dovecot_tls_curves"] == policy["mail_tls_policy_curves"]
+    assert postfix["postfix_tls_min_protocol"] == dovecot["dovecot_tls_min_protocol"] == "TLSv1.2"
+    assert "mail_tls_min_protocol | default('TLSv1.2')" in policy["mail_tls_policy_min_protocol"]
+    assert "mail_tls_smtp_inbound_min_protocol | default('TLSv1.2')" in policy["mail_tls_policy_smtp_inbound_min_protocol"]
+    # Nothing weaker than the intermediate profile slips into the list.
+    for suite in policy["mail_tls_policy_ciphers"].split(":"):
+        assert suite.startswith(("ECDHE-", "DHE-RSA-")) and ("GCM" in suite or "CHACHA20" in suite), suite

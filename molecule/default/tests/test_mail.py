@@ -231,31 +231,3 @@ def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
     readded = run_site()
     assert readded.returncode == 0, readded.stdout[-4000:]
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
-
-
-# --- TLS 1.2 and 1.3 only, on every listener ----------------------------------------
-
-LISTENERS = [(25, "smtp"), (587, "smtp"), (465, None), (143, "imap"), (993, None),
-             (110, "pop3"), (995, None), (4190, "sieve")]
-
-
-def handshake(client, port, starttls, version):
-    """openssl s_client from the client host; True when the handshake completed."""
-    # OpenSSL 3 refuses TLS 1.0/1.1 on its own: lower the client's security level so
-    # that a refusal is the server's doing.
-    cipher = " -cipher 'DEFAULT:@SECLEVEL=0'" if version in ("tls1", "tls1_1") else ""
-    starttls_arg = f" -starttls {starttls}" if starttls else ""
-    cmd = (f"echo | timeout 20 openssl s_client -connect mx1.example.test:{port} -servername mx1.example.test"
-           f" -{version}{cipher}{starttls_arg} 2>&1")
-    out = client.run(cmd).stdout
-    return "Cipher is (NONE)" not in out and ("New, TLSv1" in out or "Protocol  : TLSv1" in out), out
-
-
-@pytest.mark.parametrize("port, starttls", LISTENERS, ids=[str(p) for p, _ in LISTENERS])
-def test_only_tls_1_2_and_1_3(client, port, starttls):
-    for version in ("tls1_2", "tls1_3"):
-        ok, out = handshake(client, port, starttls, version)
-        assert ok, f"{version} refused on {port}:\n{out[-1500:]}"
-    for version in ("tls1", "tls1_1"):
-        ok, out = handshake(client, port, starttls, version)
-        assert not ok, f"{version} accepted on {port}:\n{out[-1500:]}"
