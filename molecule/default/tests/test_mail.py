@@ -213,13 +213,17 @@ def test_mailbox_over_quota_refuses_at_rcpt(probe, mail):
 
 # --- Accounts as code: removing and re-adding a mailbox ----------------------------
 
+ACCOUNT_ROLES = "mailaccounts,postfix,dovecot"
+
+
 def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
     tok = token()
     assert send25(probe, [BOB], tok)["data"][0] == 250
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
 
+    # Only the roles that read the accounts run (--tags); converge covers the rest.
     accounts = [a for a in lab_value("all", "mail", "mail_accounts") if a["address"] != BOB]
-    removed = run_site("-e", json.dumps({"mail_accounts": accounts}))
+    removed = run_site("--tags", ACCOUNT_ROLES, "-e", json.dumps({"mail_accounts": accounts}))
     assert removed.returncode == 0, removed.stdout[-4000:]
     assert probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB])["login"].startswith("refused")
     refused = send25(probe, [BOB], token(), "--no-data")
@@ -228,6 +232,6 @@ def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
     assert mail.run(f"grep -rlq {tok} /var/mail/archive/example.test/bob/").rc == 0
     assert not mail.file("/var/mail/vhosts/example.test/bob").exists
 
-    readded = run_site()
+    readded = run_site("--tags", ACCOUNT_ROLES)
     assert readded.returncode == 0, readded.stdout[-4000:]
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
