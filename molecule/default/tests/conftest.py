@@ -4,6 +4,8 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
+import uuid
 
 import pytest
 import testinfra
@@ -86,3 +88,18 @@ def probe(client):
         return json.loads(result.stdout)
 
     return run
+
+
+def token():
+    return f"tok{uuid.uuid4().hex[:16]}"
+
+
+def wait_for(probe, user, password, tok, port=993, *flags, timeout=60):
+    """Poll the mailbox over IMAP until the token's message shows up."""
+    deadline = time.time() + timeout
+    while True:
+        seen = probe("imap", port, "--tls" if port == 993 else "--starttls", *flags,
+                     "--user", user, "--password", password, "--token", tok)
+        if seen.get("found") or time.time() > deadline:
+            return seen
+        time.sleep(2)

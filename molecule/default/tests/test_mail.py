@@ -3,29 +3,13 @@ refusals. Every message carries a unique token that the reading side looks for."
 
 import json
 import time
-import uuid
 
 import pytest
 
-from conftest import lab_value, role_default, run_site
+from conftest import lab_value, role_default, run_site, token, wait_for
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.org"
 OUTSIDE = "someone@outside.example"
-
-
-def token():
-    return f"tok{uuid.uuid4().hex[:16]}"
-
-
-def wait_for(probe, user, password, tok, port=993, *flags, timeout=60):
-    """Poll the mailbox over IMAP until the token's message shows up."""
-    deadline = time.time() + timeout
-    while True:
-        seen = probe("imap", port, "--tls" if port == 993 else "--starttls", *flags,
-                     "--user", user, "--password", password, "--token", tok)
-        if seen.get("found") or time.time() > deadline:
-            return seen
-        time.sleep(2)
 
 
 def send25(probe, rcpts, tok, *extra):

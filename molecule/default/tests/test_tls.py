@@ -4,11 +4,10 @@ an ACME outage that changes nothing. The tests that reconfigure or renew run las
 
 import json
 import time
-import uuid
 
 import pytest
 
-from conftest import run_site
+from conftest import run_site, token, wait_for
 
 HOST = "mx1.example.test"
 EXTRA_NAME = "mail.example.test"
@@ -199,29 +198,31 @@ def test_forced_renewal_is_served_everywhere_without_restart(client, mail, probe
     logged = mail.check_output(f"journalctl -t mail-tls-deploy --since '{since}' --no-pager")
     assert logged.count(f"serves the certificate {new}") == len(LISTENERS), logged
     # Mail still flows over the renewed certificate.
-    tok = f"tok{uuid.uuid4().hex[:16]}"
+    tok = token()
     alice, bob = "alice@example.test", "bob@example.test"
     sent = probe("smtp", 587, "--starttls", "--user", alice, "--password", passwords[alice],
                  "--mail-from", alice, "--rcpt", bob, "--token", tok)
     assert sent["data"][0] == 250, sent
-    deadline = time.time() + 60
-    while not probe("imap", 993, "--tls", "--user", bob, "--password", passwords[bob], "--token", tok)["found"]:
-        assert time.time() < deadline, "renewed: the message did not arrive"
-        time.sleep(2)
+    assert wait_for(probe, bob, passwords[bob], tok)["found"] == 1, "renewed: the message did not arrive"
 
 
 # --- The ACME server refuses, or is down: the run fails clearly, nothing changes ------
+
+def failure_message(result, names):
+    """The role's failure message for these names, from a run that must have failed."""
+    assert result.returncode != 0
+    # Ansible prints the failure on stderr or stdout, depending on its display settings.
+    out = result.stdout + result.stderr
+    key = f"Could not get a certificate for {', '.join(names)}"
+    assert key in out, out[-3000:]
+    return out[out.index(key):]
+
 
 def test_acme_refusal_fails_clearly_and_keeps_the_certificate(client, mail):
     served = all_fingerprints(client)
     # A name that does not resolve to this host: the CA cannot validate it.
     refused = run_site("--tags", "certbot", "-e", json.dumps({"certbot_extra_names": [EXTRA_NAME, "nowhere.example.test"]}))
-    assert refused.returncode != 0
-    # Ansible prints the failure on stderr or stdout, depending on its display settings.
-    out = refused.stdout + refused.stderr
-    key = "Could not get a certificate for mx1.example.test, mail.example.test, nowhere.example.test"
-    assert key in out, out[-3000:]
-    message = out[out.index(key):]
+    message = failure_message(refused, [HOST, EXTRA_NAME, "nowhere.example.test"])
     assert "Domain: nowhere.example.test" in message and "keep serving their current certificate" in message, message
     assert all_fingerprints(client) == served
 
@@ -231,11 +232,7 @@ def test_acme_outage_fails_clearly_and_keeps_the_certificate(client, mail, ca):
     ca.check_output("systemctl stop pebble")
     try:
         added = run_site("--tags", "certbot", "-e", json.dumps({"certbot_extra_names": [EXTRA_NAME, "smtp.example.test"]}))
-        assert added.returncode != 0
-        out = added.stdout + added.stderr
-        key = "Could not get a certificate for mx1.example.test, mail.example.test, smtp.example.test"
-        assert key in out, out[-3000:]
-        message = out[out.index(key):]
+        message = failure_message(added, [HOST, EXTRA_NAME, "smtp.example.test"])
         assert "https://ca.example.test:14000/dir" in message and "Connection refused" in message, message
         assert "keep serving their current certificate" in message, message
         assert mail.file("/etc/letsencrypt/live/mail/cert.pem").exists
@@ -244,7 +241,7 @@ def test_acme_outage_fails_clearly_and_keeps_the_certificate(client, mail, ca):
         # A first certificate with no way to get one: refused, unless the inventory
         # allows a self-signed stand-in, which then never replaces a served certificate.
         first = run_site("--tags", "certbot", "-e", "certbot_cert_name=fresh")
-        assert first.returncode != 0 and "Could not get a certificate" in first.stdout + first.stderr, first.stdout[-3000:]
+        failure_message(first, [HOST, EXTRA_NAME])
         allowed = run_site("--tags", "certbot", "-e", "certbot_cert_name=fresh", "-e", "certbot_selfsigned_fallback=true")
         assert allowed.returncode == 0, allowed.stdout[-3000:]
         assert all_fingerprints(client) == served
