@@ -106,3 +106,31 @@ def test_bad_certbot_value_fails_before_any_request(tmp_path, values, message):
     assert message in out, out
     assert "Request the certificate from the ACME server" not in out, out
     assert "changed=0" in out, out
+
+
+OPERATIONS_BASE = {
+    "mail_domains": ["example.test"],
+    "backup_restic_repository": "/var/backups/restic-mail",
+    "backup_restic_password": "a-long-enough-password",
+}
+
+BAD_OPERATIONS = [
+    ("backup_restic_password", "short", "backup_restic_password must be set from the vault"),
+    ("backup_restic_repository", "/srv/my backups", "('/srv/my backups') must be a restic repository"),
+    ("backup_keep_daily", 0, "backup_keep_daily '0'"),
+    ("backup_paths", ["var/mail"], "backup path 'var/mail' must be an absolute path"),
+    ("backup_check_read_data_subset", "half", "backup_check_read_data_subset ('half')"),
+    ("monitoring_webhook_url", "ftp://hooks.example.net/x", "monitoring_webhook_url ('ftp://hooks.example.net/x')"),
+    ("monitoring_disk_used_max_percent", 150, "disk 150% (1 to 100)"),
+    ("monitoring_checks", ["queue", "weather"], "monitoring_checks has unknown checks: weather"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_OPERATIONS, ids=[n for n, _, _ in BAD_OPERATIONS])
+def test_bad_operations_value_fails_before_any_change(tmp_path, name, value, message):
+    data = dict(OPERATIONS_BASE, **{name: value})
+    run = _run(tmp_path, None, json.dumps(data), playbook=ROOT / "playbooks/operations.yml")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert message in out, out
+    assert "changed=0" in out, out

@@ -44,14 +44,19 @@ def mail_name():
     return RUNNER.get_hosts("mailservers")[0]
 
 
-def run_site(*extra):
-    """Run the real site.yml from the controller against the scenario's mail hosts."""
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"))
+def run_playbook(playbook, *extra, **env_extra):
+    """Run one of the project's playbooks from the controller against the mail hosts."""
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"), **env_extra)
     return subprocess.run(
         [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent),
-         str(PROJECT / "site.yml"), "--limit", "mailservers", *extra],
+         str(PROJECT / playbook), "--limit", "mailservers", *extra],
         capture_output=True, text=True, env=env, check=False, timeout=900,
     )
+
+
+def run_site(*extra):
+    """Run the real site.yml from the controller against the scenario's mail hosts."""
+    return run_playbook("site.yml", *extra)
 
 
 def lab_value(group, topic, key):

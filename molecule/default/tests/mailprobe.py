@@ -99,9 +99,26 @@ def imap(args):
         out["login"] = f"refused: {err}"
         return out
     out["folders"] = [line.decode() for line in conn.list()[1]]
-    conn.select("INBOX", readonly=True)
-    found = conn.search(None, "SUBJECT", f'"{args.token}"')[1][0].split() if args.token else []
+    conn.select("INBOX", readonly=not args.store_flag)
+    if args.body:
+        found = conn.search(None, "BODY", f'"{args.body}"')[1][0].split()
+    else:
+        found = conn.search(None, "SUBJECT", f'"{args.token}"')[1][0].split() if args.token else []
     out["found"] = len(found)
+    if args.store_flag:
+        for num in found:
+            conn.store(num, "+FLAGS", f"({' '.join(args.store_flag)})")
+    if args.list:
+        # Every message of the INBOX: its Message-ID and its flags.
+        out["messages"] = []
+        count = int(conn.select("INBOX", readonly=True)[1][0])
+        if count:
+            typ, data = conn.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            for item in data:
+                if isinstance(item, tuple):
+                    flags = sorted(f.decode() for f in imaplib.ParseFlags(item[0]))
+                    header = item[1].decode(errors="replace").strip()
+                    out["messages"].append({"message_id": header.partition(":")[2].strip(), "flags": flags})
     conn.logout()
     return out
 
@@ -145,6 +162,9 @@ def main():
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--no-data", action="store_true")
     parser.add_argument("--cmd", action="append", default=[], help="raw SMTP command (smtp only)")
+    parser.add_argument("--store-flag", action="append", default=[], help="IMAP: add this flag to the token's messages")
+    parser.add_argument("--list", action="store_true", help="IMAP: list the INBOX's Message-IDs and flags")
+    parser.add_argument("--body", default="", help="IMAP: search the bodies for this text instead of the token")
     args = parser.parse_args()
     try:
         result = {"smtp": smtp, "imap": imap, "pop3": pop3}[args.protocol](args)

@@ -1,0 +1,280 @@
+"""Operations: backups proven by restoring them, the restore drill, alerts that reach a
+webhook on another host, the daily report, and the status playbook."""
+
+import json
+import time
+
+import pytest
+from conftest import run_playbook, run_site, token, wait_for
+from test_mail import ALICE, BOB, send25
+
+REPOSITORY = "/var/backups/restic-mail"
+STATE = "/var/lib/mail-backup"
+RESTIC = "set -a && . /etc/mail-backup/restic.env && set +a && restic"
+BOB_HOME = "/var/mail/vhosts/example.test/bob"
+
+
+def message_id(tok):
+    return f"<{tok}@client.example.test>"
+
+
+def run_unit(mail, unit):
+    """Start a oneshot unit as its timer would; returns the exit status."""
+    return mail.run(f"systemctl start {unit}").rc
+
+
+def status(mail, name):
+    return json.loads(mail.file(f"{STATE}/{name}.json").content_string)
+
+
+def snapshot_ids(mail):
+    listed = mail.run(f"{RESTIC} snapshots --json")
+    assert listed.rc == 0, listed.stderr
+    return sorted(snap["id"] for snap in json.loads(listed.stdout))
+
+
+def alerts(client, since):
+    """Alerts the lab client's webhook receiver got since the given time."""
+    log = client.file("/var/log/lab-webhook.jsonl")
+    if not log.exists:
+        return []
+    bodies = [json.loads(line)["body"] for line in log.content_string.splitlines() if line.strip()]
+    return [body for body in bodies if body["time"] >= since]
+
+
+def wait_alert(client, since, check, state, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        found = [a for a in alerts(client, since) if a["check"] == check and a["status"] == state]
+        if found or time.time() > deadline:
+            return found
+        time.sleep(2)
+
+
+def utc_now(mail):
+    return mail.run("date -u +%Y-%m-%dT%H:%M:%S+00:00").stdout.strip()
+
+
+def deferred(mail):
+    listed = mail.run("postqueue -j").stdout.splitlines()
+    return sum(1 for line in listed if line.strip() and json.loads(line)["queue_name"] == "deferred")
+
+
+def inbox(probe, user, password):
+    return probe("imap", 993, "--tls", "--user", user, "--password", password, "--list")["messages"]
+
+
+# --- Backup and restore ------------------------------------------------------------
+
+def test_restore_of_a_destroyed_mailbox_brings_back_its_messages_and_flags(probe, passwords, mail):
+    before = [token() for _ in range(3)]
+    for tok in before:
+        assert send25(probe, [BOB], tok)["data"][0] == 250
+    for tok in before:
+        assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+    flagged = probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB], "--token", before[0],
+                    "--store-flag", "\\Flagged", "--store-flag", "\\Seen")
+    assert flagged["found"] == 1
+
+    assert run_unit(mail, "mail-backup.service") == 0
+    backed_up = status(mail, "backup")
+    assert backed_up["result"] == "ok", backed_up
+
+    # The mailbox is lost; mail keeps arriving after the snapshot.
+    assert mail.run(f"rm -rf {BOB_HOME}").rc == 0
+    after = token()
+    assert send25(probe, [BOB], after)["data"][0] == 250
+    assert wait_for(probe, BOB, passwords[BOB], after)["found"] == 1
+    assert {m["message_id"] for m in inbox(probe, BOB, passwords[BOB])} == {message_id(after)}
+
+    restored = run_playbook("playbooks/restore.yml", "-e", f"mailbox={BOB}", "-e", "in_place=true")
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-2000:]
+
+    messages = inbox(probe, BOB, passwords[BOB])
+    ids = [m["message_id"] for m in messages]
+    for tok in before + [after]:
+        assert ids.count(message_id(tok)) == 1, (tok, ids)
+    flags = {m["message_id"]: m["flags"] for m in messages}
+    assert {"\\Flagged", "\\Seen"} <= set(flags[message_id(before[0])])
+    assert "\\Flagged" not in flags[message_id(before[1])]
+
+    # Again: nothing is duplicated, nothing newer is lost.
+    again = run_playbook("playbooks/restore.yml", "-e", f"mailbox={BOB}", "-e", "in_place=true")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert sorted(m["message_id"] for m in inbox(probe, BOB, passwords[BOB])) == sorted(ids)
+
+
+def test_restore_without_in_place_touches_nothing_live(probe, passwords, mail):
+    live = sorted(m["message_id"] for m in inbox(probe, BOB, passwords[BOB]))
+    snapshot = status(mail, "backup")["snapshot"]
+    target = f"/var/mail/restore/test-{token()}"
+    beside = run_playbook("playbooks/restore.yml", "-e", f"mailbox={BOB}", "-e", f"snapshot={snapshot[:8]}",
+                          "-e", f"target={target}")
+    assert beside.returncode == 0, beside.stdout[-3000:]
+    restored = mail.run(f"grep -rl '^Message-ID:' {target}{BOB_HOME}/Maildir/cur {target}{BOB_HOME}/Maildir/new")
+    assert restored.rc == 0 and len(restored.stdout.split()) >= 3, restored.stdout
+    assert sorted(m["message_id"] for m in inbox(probe, BOB, passwords[BOB])) == live
+
+    # The same target again is refused, with the reason.
+    refused = run_playbook("playbooks/restore.yml", "-e", f"mailbox={BOB}", "-e", f"target={target}")
+    assert refused.returncode != 0
+    assert "already exists and is not empty" in refused.stdout + refused.stderr
+    bad = run_playbook("playbooks/restore.yml", "-e", "mailbox=bob@example.test;rm", "-e", "in_place=true")
+    assert bad.returncode != 0 and "Bad restore request: mailbox 'bob@example.test;rm'" in bad.stdout + bad.stderr
+
+
+# --- Restore drill ------------------------------------------------------------------
+
+def test_drill_matches_the_snapshot_and_fails_on_a_damaged_repository(mail, client):
+    assert run_unit(mail, "mail-backup.service") == 0
+    assert run_unit(mail, "mail-backup-drill.service") == 0
+    drill = status(mail, "drill")
+    assert drill["result"] == "ok", drill
+    assert drill["snapshot"] == status(mail, "backup")["snapshot"]
+    assert drill["messages"] > 0 and drill["missing"] == drill["mismatched"] == 0
+
+    # Bit rot in the repository: 8 bytes in every 1 KiB of every pack changed.
+    since = utc_now(mail)
+    assert mail.run(f"cp -a {REPOSITORY} {REPOSITORY}.keep").rc == 0
+    try:
+        damage = mail.run(
+            f"for f in $(find {REPOSITORY}/data -type f); do "
+            "size=$(stat -c %s $f); chmod u+w $f; "
+            "for at in $(seq 0 1024 $size); do "
+            "printf 'XXXXXXXX' | dd of=$f bs=1 seek=$at conv=notrunc status=none; done; done")
+        assert damage.rc == 0, damage.stderr
+        assert run_unit(mail, "mail-backup-drill.service") != 0
+        failed = status(mail, "drill")
+        # restic refuses the damaged data, or the comparison finds it.
+        assert failed["result"] == "failed", failed
+        assert "restic restore failed" in failed["error"] or "differ from their checksum" in failed["error"], failed
+        assert wait_alert(client, since, "drill", "firing"), alerts(client, since)
+    finally:
+        mail.run(f"rm -rf {REPOSITORY} && mv {REPOSITORY}.keep {REPOSITORY}")
+    assert run_unit(mail, "mail-backup-drill.service") == 0
+    assert run_unit(mail, "mail-monitor.service") == 0
+    assert wait_alert(client, since, "drill", "resolved")
+
+
+BREAKAGES = {
+    "wrong password": ("cp -a /etc/mail-backup/password /etc/mail-backup/password.keep && "
+                       "echo not-the-password > /etc/mail-backup/password",
+                       "mv /etc/mail-backup/password.keep /etc/mail-backup/password",
+                       "wrong password"),
+    "missing repository": (f"mv {REPOSITORY} {REPOSITORY}.away", f"mv {REPOSITORY}.away {REPOSITORY}",
+                           "repository"),
+    # A repository on a file system with room for what it holds and little more, and
+    # 8 MiB of new, incompressible data to back up.
+    "full disk": (f"cp -a {REPOSITORY} {REPOSITORY}.keep && "
+                  f"mount -t tmpfs -o size=$(( $(du -sk {REPOSITORY} | cut -f1) + 1024 ))k tmpfs {REPOSITORY} && "
+                  f"cp -a {REPOSITORY}.keep/. {REPOSITORY}/ && "
+                  "head -c 8M /dev/urandom > /var/mail/archive/filler.bin",
+                  f"umount {REPOSITORY} && rm -rf {REPOSITORY}.keep /var/mail/archive/filler.bin",
+                  "no space left on device"),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_failed_backup_alerts_and_keeps_the_earlier_snapshots(mail, client, breakage):
+    brk, undo, reason = BREAKAGES[breakage]
+    assert mail.run("mkdir -p /var/mail/archive").rc == 0
+    snapshots = snapshot_ids(mail)
+    assert snapshots
+    since = utc_now(mail)
+    broken = mail.run(brk)
+    assert broken.rc == 0, broken.stderr
+    try:
+        assert run_unit(mail, "mail-backup.service") != 0
+        failed = status(mail, "backup")
+        assert failed["result"] == "failed" and reason in failed["error"].lower(), failed
+        fired = wait_alert(client, since, "backup", "firing")
+        assert fired and reason in fired[0]["message"].lower(), alerts(client, since)
+        logged = mail.run(f"journalctl -t mail-monitor --since '{since.replace('T', ' ')[:19]} UTC' -o cat")
+        assert '"check": "backup"' in logged.stdout and '"status": "firing"' in logged.stdout, logged.stdout
+        if breakage == "full disk":
+            # The full repository still holds every earlier snapshot, intact.
+            assert snapshot_ids(mail) == snapshots
+            assert mail.run(f"{RESTIC} check").rc == 0
+    finally:
+        assert mail.run(undo).rc == 0
+    assert snapshot_ids(mail) == snapshots
+    checked = mail.run(f"{RESTIC} check")
+    assert checked.rc == 0, checked.stdout + checked.stderr
+    assert run_unit(mail, "mail-backup.service") == 0
+    assert run_unit(mail, "mail-monitor.service") == 0
+    assert wait_alert(client, since, "backup", "resolved")
+
+
+# --- Monitoring ---------------------------------------------------------------------
+
+def test_stuck_queue_and_expiring_certificate_alert_and_clear(probe, passwords, mail, client):
+    since = utc_now(mail)
+    # Low test limits, set as an inventory would: any deferred message, any
+    # certificate with less than 200 days (Pebble's last 90).
+    low = run_site("--tags", "monitoring", "-e", "monitoring_queue_deferred_max=0",
+                   "-e", "monitoring_certificate_days_min=200")
+    assert low.returncode == 0, low.stdout[-3000:]
+    try:
+        # The CA host has no SMTP server: the message waits in the deferred queue.
+        tok = token()
+        sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                     "--mail-from", ALICE, "--rcpt", "nobody@ca.example.test", "--token", tok)
+        assert sent["data"][0] == 250, sent
+        deadline = time.time() + 60
+        while not deferred(mail) and time.time() < deadline:
+            time.sleep(2)
+        assert run_unit(mail, "mail-monitor.service") == 0
+        queue = wait_alert(client, since, "queue", "firing")
+        assert queue and "deferred (limit 0)" in queue[0]["message"], alerts(client, since)
+        cert = wait_alert(client, since, "certificate", "firing")
+        assert cert and "expires in" in cert[0]["message"], alerts(client, since)
+        logged = mail.run("journalctl -t mail-monitor -o cat --no-pager -n 50").stdout
+        assert '"check": "queue"' in logged and '"status": "firing"' in logged
+        # The postmaster (an alias of alice) got the alerts by mail too.
+        for check in ("queue", "certificate"):
+            subject = f"[FIRING] mx1.example.test: {check}"
+            assert wait_for(probe, ALICE, passwords[ALICE], subject)["found"] >= 1, subject
+
+        assert mail.run("postsuper -d ALL deferred").rc == 0
+        assert run_unit(mail, "mail-monitor.service") == 0
+        assert wait_alert(client, since, "queue", "resolved")
+    finally:
+        back = run_site("--tags", "monitoring")
+        assert back.returncode == 0, back.stdout[-3000:]
+    assert run_unit(mail, "mail-monitor.service") == 0
+    assert wait_alert(client, since, "certificate", "resolved")
+
+
+def test_daily_report_reaches_the_postmaster(probe, passwords, mail):
+    tok = token()
+    assert send25(probe, [BOB], tok)["data"][0] == 250
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+    sent = mail.run("/usr/local/sbin/mail-daily-report postmaster@example.test '-1h' now")
+    assert sent.rc == 0, sent.stderr
+    # postmaster@example.test is an alias of alice; only pflogsumm writes "Grand Totals".
+    seen = wait_for(probe, ALICE, passwords[ALICE], "Mail report for", 993, "--body", "Grand Totals")
+    assert seen["found"] >= 1, seen
+
+
+def test_status_playbook_shows_the_real_state(mail):
+    shown = run_playbook("playbooks/status.yml", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-2000:]
+    play = json.loads(shown.stdout)["plays"][0]
+    lines = [task["hosts"] for task in play["tasks"] if task["task"]["name"].startswith("Show")][0]
+    lines = list(lines.values())[0]["msg"]
+    text = "\n".join(lines)
+
+    assert f"{deferred(mail)} deferred" in text, text
+    not_after = mail.run("date -u -d \"$(openssl x509 -noout -enddate -in /etc/ssl/mail/fullchain.pem "
+                         "| cut -d= -f2)\" +%F").stdout.strip()
+    assert f"until {not_after}" in text, text
+    assert f"snapshot {status(mail, 'backup')['snapshot'][:8]}" in text, text
+    address = mail.run("hostname -I").stdout.split()[0]
+    assert f"mx1.example.test. A {address}" in lines
+    assert "example.test. MX 10 mx1.example.test." in lines
+    assert "example.org. MX 10 mx1.example.test." in lines
+    assert 'example.org. TXT "v=spf1 mx -all"' in lines
+    assert '_dmarc.example.test. TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test"' in lines
+    drill = status(mail, "drill")
+    assert f"snapshot {drill['snapshot'][:8]}, {drill['messages']} messages in" in text, text
+    assert "[ ok ] services: all running" in lines
