@@ -132,6 +132,7 @@ def test_drill_matches_the_snapshot_and_fails_on_a_damaged_repository(mail, clie
     assert drill["result"] == "ok", drill
     assert drill["snapshot"] == status(mail, "backup")["snapshot"]
     assert drill["messages"] > 0 and drill["missing"] == drill["mismatched"] == 0
+    assert run_unit(mail, "mail-backup-check.service") == 0
 
     # Bit rot in the repository: 8 bytes in every 1 KiB of every pack changed.
     since = utc_now(mail)
@@ -143,6 +144,9 @@ def test_drill_matches_the_snapshot_and_fails_on_a_damaged_repository(mail, clie
             "for at in $(seq 0 1024 $size); do "
             "printf 'XXXXXXXX' | dd of=$f bs=1 seek=$at conv=notrunc status=none; done; done")
         assert damage.rc == 0, damage.stderr
+        # restic check reads the data back and finds the damage too.
+        assert run_unit(mail, "mail-backup-check.service") != 0
+        assert status(mail, "check")["result"] == "failed"
         assert run_unit(mail, "mail-backup-drill.service") != 0
         failed = status(mail, "drill")
         # restic refuses the damaged data, or the comparison finds it.
@@ -151,6 +155,7 @@ def test_drill_matches_the_snapshot_and_fails_on_a_damaged_repository(mail, clie
         assert wait_alert(client, since, "drill", "firing"), alerts(client, since)
     finally:
         mail.run(f"rm -rf {REPOSITORY} && mv {REPOSITORY}.keep {REPOSITORY}")
+    assert run_unit(mail, "mail-backup-check.service") == 0
     assert run_unit(mail, "mail-backup-drill.service") == 0
     assert run_unit(mail, "mail-monitor.service") == 0
     assert wait_alert(client, since, "drill", "resolved")
@@ -278,3 +283,36 @@ def test_status_playbook_shows_the_real_state(mail):
     drill = status(mail, "drill")
     assert f"snapshot {drill['snapshot'][:8]}, {drill['messages']} messages in" in text, text
     assert "[ ok ] services: all running" in lines
+
+
+def test_prometheus_exporters_serve_the_metrics_on_loopback_only(mail, client):
+    assert run_unit(mail, "mail-monitor.service") == 0
+    fetch = ("python3 -c \"import urllib.request; "
+             "print(urllib.request.urlopen('http://127.0.0.1:{}/metrics', timeout=10).read().decode())\"")
+    node = mail.run(fetch.format(9100))
+    assert node.rc == 0, node.stderr
+    assert 'mailbundle_check_ok{check="queue"} 1' in node.stdout
+    assert "mailbundle_certificate_days_left " in node.stdout
+    postfix = mail.run(fetch.format(9154))
+    assert postfix.rc == 0, postfix.stderr
+    assert any(line.startswith("postfix_up") and line.endswith(" 1") for line in postfix.stdout.splitlines()), \
+        postfix.stdout[:2000]
+    # From outside, neither port answers (port 25 on the same address does: other tests).
+    for port in (9100, 9154):
+        reach = client.run(f"python3 -c \"import socket; socket.create_connection(('mx1.example.test', {port}), 5)\"")
+        assert reach.rc != 0 and "Connection refused" in reach.stderr, (port, reach.stderr)
+
+
+def test_whole_host_restore_in_place_adds_what_is_missing_and_nothing_else(probe, passwords, mail):
+    renewal = "/etc/letsencrypt/renewal/mail.conf"
+    original = mail.file(renewal).content_string
+    assert run_unit(mail, "mail-backup.service") == 0
+    messages = sorted(m["message_id"] for m in inbox(probe, BOB, passwords[BOB]))
+    assert mail.run(f"rm -rf {renewal} /etc/letsencrypt/renewal").rc == 0
+
+    restored = run_playbook("playbooks/restore.yml", "-e", "in_place=true")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert mail.file(renewal).content_string == original
+    assert mail.file("/etc/letsencrypt/renewal").mode == 0o755
+    assert mail.run("certbot certificates --cert-name mail").rc == 0
+    assert sorted(m["message_id"] for m in inbox(probe, BOB, passwords[BOB])) == messages
