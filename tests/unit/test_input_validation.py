@@ -134,3 +134,44 @@ def test_bad_operations_value_fails_before_any_change(tmp_path, name, value, mes
     assert run.returncode != 0, out
     assert message in out, out
     assert "changed=0" in out, out
+
+
+HASH = ACCOUNTS["mail_accounts"][0]["password_hash"]
+
+
+def _account(address, **extra):
+    return {"address": address, "quota": "1G", "password_hash": HASH, **extra}
+
+
+# A malformed inventory, value by value: the site's playbook stops at validation, names
+# the value, and has changed nothing (check mode on this machine, changed=0).
+MALFORMED_INVENTORIES = [
+    ("bad domain", "mail.yml", {"mail_domains": ["example..test"]}, "'example..test'"),
+    ("address outside the hosted domains", "mail.yml",
+     {"mail_accounts": [_account("alice@elsewhere.example")]}, "'alice@elsewhere.example' is outside the hosted domains"),
+    ("plain password", "mail.yml", {"mail_accounts": [_account("alice@example.test", password_hash="hunter2")]},
+     "the password_hash of 'alice@example.test' is not a {SHA512-CRYPT}"),
+    ("duplicate account", "mail.yml", {"mail_accounts": [_account("alice@example.test")] * 2},
+     "'alice@example.test' is defined 2 times"),
+    ("alias loop", "mail.yml", {"mail_aliases": [{"address": "a@example.test", "to": ["b@example.test"]},
+                                                 {"address": "b@example.test", "to": ["a@example.test"]}]},
+     "alias loop a@example.test -> b@example.test -> a@example.test"),
+    ("bad quota", "mail.yml", {"mail_accounts": [_account("alice@example.test", quota="lots")]},
+     "quota 'lots' of 'alice@example.test'"),
+    ("unknown TLS floor", "mail.yml", {"mail_tls_min_protocol": "TLSv1.1"}, "mail_tls_min_protocol 'TLSv1.1' must be"),
+    ("port out of range", "security.yml", {"mail_public_tcp_ports": [25, 70000]}, "firewall port '70000'"),
+    ("bad admin network", "security.yml", {"firewall_admin_networks": ["10.0.0.0/33"]}, "firewall network '10.0.0.0/33'"),
+    ("whole internet for SSH", "security.yml", {"firewall_ssh_sources": ["0.0.0.0/0"]}, "firewall network '0.0.0.0/0'"),
+    ("bad ban time", "security.yml", {"fail2ban_bantime": "forever"}, "fail2ban_bantime 'forever'"),
+    ("bad allowlist entry", "security.yml", {"fail2ban_allowlist": ["office!"]}, "fail2ban_allowlist entry 'office!'"),
+]
+
+
+@pytest.mark.parametrize(("playbook", "values", "message"), [row[1:] for row in MALFORMED_INVENTORIES],
+                         ids=[row[0] for row in MALFORMED_INVENTORIES])
+def test_a_malformed_inventory_fails_before_any_change(tmp_path, playbook, values, message):
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **values}), playbook=ROOT / "playbooks" / playbook)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert message in out, out
+    assert "changed=0" in out, out
