@@ -76,23 +76,56 @@ def passwords():
 
 
 @pytest.fixture(scope="session")
-def probe(client):
-    """Run tests/mailprobe.py on the client host; returns its JSON answer as a dict."""
-    import json
-    import subprocess
+def attacker():
+    return _host("lab_attackers")
 
-    name = RUNNER.get_hosts("lab_clients")[0]
+
+def _prober(group, host):
+    """Run tests/mailprobe.py on a host of the group; returns its JSON answer as a dict."""
+    import json
+
+    name = RUNNER.get_hosts(group)[0]
     # Not /tmp: Debian 13's systemd mounts a tmpfs there inside the container.
-    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / "mailprobe.py"), f"{name}:/root/mailprobe.py"],
-                   check=True)
+    for script in ("mailprobe.py", "portprobe.py"):
+        subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / script), f"{name}:/root/{script}"],
+                       check=True)
 
     def run(protocol, port, *args):
         cmd = " ".join(["python3", "/root/mailprobe.py", protocol, "--port", str(port), *[f"'{a}'" for a in args]])
-        result = client.run(cmd)
+        result = host.run(cmd)
         assert result.rc == 0, result.stderr
         return json.loads(result.stdout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def probe(client):
+    """Mail protocol sessions from the client host."""
+    return _prober("lab_clients", client)
+
+
+@pytest.fixture(scope="session")
+def attacker_probe(attacker):
+    """Mail protocol sessions from the attacker host."""
+    return _prober("lab_attackers", attacker)
+
+
+def ports(host, address, port_list, timeout=3):
+    """{port: open|refused|timeout} for TCP connections from host to address."""
+    import json
+
+    result = host.run(f"python3 /root/portprobe.py --timeout {timeout} {address} {' '.join(map(str, port_list))}")
+    assert result.rc == 0, result.stderr
+    return {int(port): state for port, state in json.loads(result.stdout).items()}
+
+
+def addresses(name):
+    """The IPv4 and IPv6 address of a scenario container on its network."""
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}"
+    out = subprocess.run(["docker", "inspect", "-f", fmt, name], capture_output=True, text=True, check=True)
+    ipv4, ipv6 = out.stdout.split()
+    return {"ipv4": ipv4, "ipv6": ipv6}
 
 
 def token():

@@ -219,3 +219,24 @@ def test_removed_account_keeps_its_mail_and_comes_back(probe, passwords, mail):
     readded = run_site("--tags", ACCOUNT_ROLES)
     assert readded.returncode == 0, readded.stdout[-4000:]
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+
+
+# --- A bad override never reaches the running Postfix -------------------------------
+
+@pytest.mark.parametrize("override, reason", [
+    ({"smtpd_tls_protocols": ">=TLSv9"}, "STARTTLS (may TLS) was answered with '454"),
+    ({"smtpd_recipient_limit_typo": "100"}, "unused parameter: smtpd_recipient_limit_typo=100"),
+], ids=["tls-floor", "misspelt-name"])
+def test_a_broken_override_fails_the_run_and_postfix_keeps_delivering(mail, probe, passwords, override, reason):
+    before = mail.file("/etc/postfix/main.cf").sha256sum
+    run = run_site("--tags", "postfix", "-e", json.dumps({"postfix_main_overrides": override}))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert reason in out, out
+    # The file in force is the one from before, and the running Postfix uses it.
+    assert mail.file("/etc/postfix/main.cf").sha256sum == before
+    tok = token()
+    sent = send25(probe, [ALICE], tok)
+    assert sent["tls_version"] in ("TLSv1.2", "TLSv1.3"), sent
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1

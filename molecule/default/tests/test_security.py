@@ -1,0 +1,200 @@
+"""The host's defences, seen from outside: the firewall and fail2ban.
+
+The client is the site's own user (allowlisted in fail2ban, as an office network
+would be); the attacker is a separate host that guesses passwords.
+"""
+
+import time
+
+import pytest
+
+from conftest import RUNNER, addresses, lab_value, ports, run_site, token, wait_for
+
+ALICE, BOB = "alice@example.test", "bob@example.test"
+PUBLIC = [25, 465, 587, 143, 993, 110, 995, 4190]
+# A port nothing of ours uses; the test opens a listener on it on every address.
+DECOY = 8025
+
+
+@pytest.fixture(autouse=True, scope="module")
+def scripts(probe, attacker_probe):
+    """The probes copy mailprobe.py and portprobe.py to the client and the attacker."""
+
+
+@pytest.fixture(scope="module")
+def mx_addresses(mail_name):
+    return addresses(mail_name)
+
+
+@pytest.fixture(scope="module")
+def attacker_address():
+    return addresses(RUNNER.get_hosts("lab_attackers")[0])
+
+
+@pytest.fixture(scope="module")
+def listeners(mail):
+    """Every TCP port the mail host listens on, on any address."""
+    out = mail.check_output("ss -Htln")
+    return sorted({int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()})
+
+
+def local_open(host, address, port):
+    return host.run(f"python3 -c 'import socket; socket.create_connection((\"{address}\", {port}), 2)'").rc == 0
+
+
+@pytest.fixture
+def decoy(mail):
+    """A listener on every IPv4 and IPv6 address that the firewall does not open."""
+    mail.run(f"systemd-run --unit=decoy-listener python3 -m http.server --bind :: {DECOY}")
+    for _ in range(20):
+        if local_open(mail, "127.0.0.1", DECOY):
+            break
+        time.sleep(0.5)
+    yield DECOY
+    mail.run("systemctl stop decoy-listener.service")
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_only_the_public_mail_ports_answer(client, mail, mx_addresses, listeners, decoy, family):
+    # Every port the host listens on, plus one listener bound to all addresses: from
+    # the client only the enabled public mail ports open.
+    bound = [line.split()[3] for line in mail.check_output("ss -Htln").splitlines()]
+    assert f"*:{DECOY}" in bound or f"[::]:{DECOY}" in bound, bound
+    seen = ports(client, mx_addresses[family], sorted(set(listeners + [DECOY])), timeout=2)
+    answering = sorted(port for port, state in seen.items() if state == "open")
+    # SSH (22) is open too, when an sshd listens (the lab has none until the SSH test).
+    assert answering == sorted(PUBLIC + ([22] if 22 in listeners else [])), seen
+    # Not merely closed: the firewall drops them, while on the host itself they answer.
+    assert seen[DECOY] == "timeout", seen
+    assert local_open(mail, "::1" if family == "ipv6" else "127.0.0.1", DECOY)
+
+
+def test_internal_services_listen_on_loopback_or_sockets_only(mail, listeners):
+    public = set(PUBLIC) | {22}  # and sshd, where one runs
+    for line in mail.check_output("ss -Htln").splitlines():
+        local = line.split()[3]
+        address, port = local.rsplit(":", 1)
+        if int(port) not in public:
+            # 127.0.0.11 is Docker's embedded DNS in the lab; loopback all the same.
+            assert address.startswith("127.") or address == "[::1]", line
+
+
+def fail_logins(attacker_probe, mail, address, source, protocol, port, mode, limit):
+    """Wrong passwords from the attacker, one session each, until fail2ban bans it.
+
+    Returns how many sessions it took; the last may be cut off by the ban.
+    """
+    for attempt in range(1, limit + 1):
+        args = [protocol, port, mode, "--host", address, "--user", ALICE, "--password", "guess-" + token()]
+        if protocol == "smtp":
+            args += ["--mail-from", ALICE, "--rcpt", BOB]
+        answer = attacker_probe(*args)
+        if "error" not in answer:
+            if protocol == "smtp":
+                # 535, or 454 when Dovecot's own penalty delay outlasts Postfix's wait.
+                assert answer["auth"][0] in (454, 535), answer
+            else:
+                assert answer["login"].startswith("refused"), answer
+        if wait_until(lambda: jails_banning(mail, source) != "[[]]", 3, step=1):
+            return attempt
+    return None
+
+
+def wait_until(check, timeout, step=2):
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def reachable(attacker, mx_addresses, port=587):
+    return all(ports(attacker, mx_addresses[f], [port], timeout=2)[port] == "open" for f in ("ipv4", "ipv6"))
+
+
+def jails_banning(mail, address):
+    """The jails in which fail2ban currently bans the address."""
+    return mail.check_output(f"fail2ban-client banned {address}")
+
+
+@pytest.fixture
+def unban(mail, attacker_address):
+    yield
+    mail.run(f"fail2ban-client unban {attacker_address['ipv4']} {attacker_address['ipv6']}")
+
+
+def test_password_guessing_on_587_bans_the_attacker_until_the_ban_expires(
+        mail, client, attacker, attacker_probe, probe, passwords, mx_addresses, attacker_address, unban):
+    assert reachable(attacker, mx_addresses)
+    maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
+    sessions = fail_logins(attacker_probe, mail, mx_addresses["ipv4"], attacker_address["ipv4"],
+                           "smtp", 587, "--starttls", 2 * maxretry)
+    assert sessions is not None and sessions <= maxretry, f"banned after {sessions} sessions"
+    assert "postfix-sasl" in jails_banning(mail, attacker_address["ipv4"])
+    # Refused on every port over IPv4 (the attacker's IPv6 address made no attempt).
+    seen = ports(attacker, mx_addresses["ipv4"], PUBLIC, timeout=2)
+    assert set(seen.values()) <= {"timeout", "refused"}, seen
+
+    # The site's own client still sends and reads mail meanwhile.
+    tok = token()
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--rcpt", BOB, "--token", tok)
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+
+    # The ban ends by itself after fail2ban_bantime (45s in the lab).
+    assert wait_until(lambda: ports(attacker, mx_addresses["ipv4"], [587], timeout=2)[587] == "open", 90)
+    assert "postfix-sasl" not in jails_banning(mail, attacker_address["ipv4"])
+
+
+def test_password_guessing_on_993_over_ipv6_bans_the_attacker(
+        mail, attacker, attacker_probe, mx_addresses, attacker_address, unban):
+    maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
+    sessions = fail_logins(attacker_probe, mail, mx_addresses["ipv6"], attacker_address["ipv6"],
+                           "imap", 993, "--tls", 2 * maxretry)
+    assert sessions is not None and sessions <= maxretry, f"banned after {sessions} sessions"
+    assert "dovecot" in jails_banning(mail, attacker_address["ipv6"])
+    seen = ports(attacker, mx_addresses["ipv6"], [993, 25], timeout=2)
+    assert set(seen.values()) <= {"timeout", "refused"}, seen
+
+
+def test_the_allowlisted_client_is_never_banned(mail, client, probe, passwords):
+    maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
+    for _ in range(maxretry):
+        assert probe("imap", 993, "--tls", "--user", ALICE, "--password", "typo")["login"].startswith("refused")
+    tok = token()
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--rcpt", BOB, "--token", tok)
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+
+
+# --- Opt-in SSH hardening -----------------------------------------------------------
+
+def test_ssh_hardening_refuses_to_lock_out_then_allows_keys_only(mail, client):
+    mail.run("rm -f /root/.ssh/authorized_keys")
+    refused = run_site("--tags", "ssh", "-e", "ssh_hardening_enabled=true")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0, out
+    assert "Refusing to switch SSH password login off: root" in out, out
+    assert not mail.file("/etc/ssh/sshd_config.d/10-mailbundle.conf").exists
+
+    # With the operator's key in place, the hardening applies.
+    client.run("test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519")
+    key = client.check_output("cat /root/.ssh/id_ed25519.pub")
+    mail.run(f"install -d -m 700 /root/.ssh && echo '{key}' > /root/.ssh/authorized_keys")
+    try:
+        applied = run_site("--tags", "ssh", "-e", "ssh_hardening_enabled=true")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=10 root@mx1.example.test"
+        # Over the wire: the key logs in; a password is not even offered.
+        assert client.run(f"{ssh} true").rc == 0
+        password = client.run(f"{ssh} -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive true")
+        assert password.rc != 0
+        assert "Permission denied (publickey)" in password.stderr, password.stderr
+    finally:
+        # Back to the lab's setting (off), which removes the drop-in again.
+        reverted = run_site("--tags", "ssh")
+        assert reverted.returncode == 0, reverted.stdout + reverted.stderr
+    assert not mail.file("/etc/ssh/sshd_config.d/10-mailbundle.conf").exists
