@@ -175,3 +175,22 @@ def test_a_malformed_inventory_fails_before_any_change(tmp_path, playbook, value
     assert run.returncode != 0, out
     assert message in out, out
     assert "changed=0" in out, out
+
+
+def test_an_ssh_source_list_without_the_operators_address_is_refused(tmp_path, monkeypatch):
+    # As if this run came in over SSH from 203.0.113.9 (the local connection passes the
+    # environment on): the firewall would lock it out, so the run stops unchanged.
+    monkeypatch.setenv("SSH_CLIENT", "203.0.113.9 50022 22")
+    values = {**ACCOUNTS, "firewall_ssh_sources": ["198.51.100.0/24", "2001:db8::/32"]}
+    run = _run(tmp_path, None, json.dumps(values), playbook=ROOT / "playbooks/security.yml")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "This run connects from 203.0.113.9, which is in neither" in out, out
+    assert "changed=0" in out, out
+
+    # Positive control: with its network listed, the same run gets past the check.
+    monkeypatch.setenv("SSH_CLIENT", "198.51.100.7 50022 22")
+    run = _run(tmp_path, None, json.dumps(values), playbook=ROOT / "playbooks/security.yml")
+    out = run.stdout + run.stderr
+    assert "Assert the address this run connects from may still use SSH" in out, out
+    assert "which is in neither" not in out, out
