@@ -298,10 +298,12 @@ def test_prometheus_exporters_serve_the_metrics_on_loopback_only(mail, client):
     assert postfix.rc == 0, postfix.stderr
     assert any(line.startswith("postfix_up") and line.endswith(" 1") for line in postfix.stdout.splitlines()), \
         postfix.stdout[:2000]
-    # From outside, neither port answers (port 25 on the same address does: other tests).
+    # From outside, neither port answers (port 25 on the same address does: other tests);
+    # the firewall drops them besides (test_security.py proves that part).
     for port in (9100, 9154):
         reach = client.run(f"python3 -c \"import socket; socket.create_connection(('mx1.example.test', {port}), 5)\"")
-        assert reach.rc != 0 and "Connection refused" in reach.stderr, (port, reach.stderr)
+        assert reach.rc != 0 and ("Connection refused" in reach.stderr or "timed out" in reach.stderr), \
+            (port, reach.stderr)
 
 
 def test_whole_host_restore_in_place_adds_what_is_missing_and_nothing_else(probe, passwords, mail):
