@@ -164,6 +164,8 @@ MALFORMED_INVENTORIES = [
     ("whole internet for SSH", "security.yml", {"firewall_ssh_sources": ["0.0.0.0/0"]}, "firewall network '0.0.0.0/0'"),
     ("bad ban time", "security.yml", {"fail2ban_bantime": "forever"}, "fail2ban_bantime 'forever'"),
     ("bad allowlist entry", "security.yml", {"fail2ban_allowlist": ["office!"]}, "fail2ban_allowlist entry 'office!'"),
+    ("bad kernel setting", "security.yml", {"sysctl_settings": {"net/ipv4/ip_forward": 1}},
+     "sysctl_settings: 'net/ipv4/ip_forward: 1' is not a kernel setting"),
 ]
 
 
