@@ -102,7 +102,7 @@ run_lint() {
 }
 
 run_unit() {
-    "$VENV/bin/pytest" -q -p no:cacheprovider tests/unit
+    "$VENV/bin/pytest" -q -p no:cacheprovider -n auto tests/unit
 }
 
 run_molecule() {  # run_molecule SCENARIO DISTRO
