@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Proves the quick start: `make lab` deploys, a second `make lab` changes nothing, and
 # `make lab-down` removes the lab's containers and network and nothing else. A lab
-# that was already running before this check is left running.
+# that was already running before this check is left running. It may run beside a
+# Molecule scenario (make test does): the scenario's containers (label owner=molecule)
+# come and go on their own, so only the other containers are compared.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 lab_containers() { docker ps -a --filter label=org.mailbundle.lab=true --format '{{.Names}}' | sort; }
 had_lab="$(lab_containers)"
-other_containers() { docker ps -a --format '{{.Names}} {{.Label "org.mailbundle.lab"}}' | grep -v ' true$' | sort || true; }
+other_containers() {
+    docker ps -a --format '{{.Names}} {{.Label "org.mailbundle.lab"}} {{.Label "owner"}}' \
+        | awk '$2 != "true" && $NF != "molecule" {print $1}' | sort || true
+}
 others_before="$(other_containers)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

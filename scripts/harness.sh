@@ -30,8 +30,34 @@ stage() {  # stage NAME COMMAND... : run a step, time it, keep the table for the
     return $rc
 }
 
+# A stage that runs in the background beside the next ones; stage_wait prints its
+# output and records it when it ends.
+BACKGROUND_PID=""
+stage_background() {  # stage_background NAME COMMAND...
+    BACKGROUND_NAME="$1" BACKGROUND_START=$SECONDS BACKGROUND_LOG="$(mktemp)"
+    shift
+    printf '\n==> %s: started in the background (output follows when it ends)\n' "$BACKGROUND_NAME"
+    "$@" >"$BACKGROUND_LOG" 2>&1 &
+    BACKGROUND_PID=$!
+}
+
+stage_wait() {
+    [ -n "$BACKGROUND_PID" ] || return 0
+    local rc=0
+    wait "$BACKGROUND_PID" || rc=$?
+    BACKGROUND_PID=""
+    local took=$((SECONDS - BACKGROUND_START))
+    printf '\n==> %s (ran in the background)\n' "$BACKGROUND_NAME"
+    cat "$BACKGROUND_LOG"
+    rm -f "$BACKGROUND_LOG"
+    STAGES+=("$(printf '%-40s %5ss  %s' "$BACKGROUND_NAME" "$took" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")
+    printf '<== %s: %ss (%s)\n' "$BACKGROUND_NAME" "$took" "$([ $rc -eq 0 ] && echo ok || echo "exit $rc")"
+    return $rc
+}
+
 summary() {
     local rc=$?
+    stage_wait || rc=$?
     printf '\n%-40s %6s  %s\n' "stage" "time" "result"
     printf '%s\n' "${STAGES[@]}"
     printf '%-40s %5ss  %s\n' "total" "$((SECONDS - SUITE_START))" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
@@ -116,12 +142,16 @@ cmd_test() {
     stage "base images" ensure_images
     stage "yamllint + ansible-lint" run_lint
     stage "unit tests" run_unit
-    stage "make lab twice, make lab-down" scripts/check_lab.sh
+    # The lab check has its own containers and network, so it runs beside the first
+    # Molecule scenario: both spend their time installing packages and in Ansible,
+    # and side by side the suite is about ten minutes shorter.
+    stage_background "make lab twice, make lab-down" scripts/check_lab.sh
     local scenario distro
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue
         for distro in $DISTROS; do
             stage "molecule $scenario ($distro)" run_molecule "$scenario" "$distro"
+            stage_wait
         done
     done
 }
