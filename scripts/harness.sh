@@ -31,28 +31,32 @@ stage() {  # stage NAME COMMAND... : run a step, time it, keep the table for the
 }
 
 # A stage that runs in the background beside the next ones; stage_wait prints its
-# output and records it when it ends.
+# output and records it, with the time it took itself, when it ends.
 BACKGROUND_PID=""
 stage_background() {  # stage_background NAME COMMAND...
-    BACKGROUND_NAME="$1" BACKGROUND_START=$SECONDS BACKGROUND_LOG="$(mktemp)"
+    BACKGROUND_NAME="$1" BACKGROUND_LOG="$(mktemp)" BACKGROUND_RESULT="$(mktemp)"
     shift
     printf '\n==> %s: started in the background (output follows when it ends)\n' "$BACKGROUND_NAME"
-    "$@" >"$BACKGROUND_LOG" 2>&1 &
+    {
+        local start=$SECONDS rc=0
+        "$@" >"$BACKGROUND_LOG" 2>&1 || rc=$?
+        echo "$rc $((SECONDS - start))" >"$BACKGROUND_RESULT"
+    } &
     BACKGROUND_PID=$!
 }
 
 stage_wait() {
     [ -n "$BACKGROUND_PID" ] || return 0
-    local rc=0
-    wait "$BACKGROUND_PID" || rc=$?
+    wait "$BACKGROUND_PID" || true
     BACKGROUND_PID=""
-    local took=$((SECONDS - BACKGROUND_START))
+    local rc took
+    read -r rc took <"$BACKGROUND_RESULT" || { rc=1 took="?"; }
     printf '\n==> %s (ran in the background)\n' "$BACKGROUND_NAME"
     cat "$BACKGROUND_LOG"
-    rm -f "$BACKGROUND_LOG"
-    STAGES+=("$(printf '%-40s %5ss  %s' "$BACKGROUND_NAME" "$took" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")
-    printf '<== %s: %ss (%s)\n' "$BACKGROUND_NAME" "$took" "$([ $rc -eq 0 ] && echo ok || echo "exit $rc")"
-    return $rc
+    rm -f "$BACKGROUND_LOG" "$BACKGROUND_RESULT"
+    STAGES+=("$(printf '%-40s %5ss  %s' "$BACKGROUND_NAME (beside)" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")")
+    printf '<== %s: %ss (%s)\n' "$BACKGROUND_NAME" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo "exit $rc")"
+    return "$rc"
 }
 
 summary() {
