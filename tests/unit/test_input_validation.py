@@ -164,6 +164,11 @@ MALFORMED_INVENTORIES = [
     ("whole internet for SSH", "security.yml", {"firewall_ssh_sources": ["0.0.0.0/0"]}, "firewall network '0.0.0.0/0'"),
     ("bad ban time", "security.yml", {"fail2ban_bantime": "forever"}, "fail2ban_bantime 'forever'"),
     ("bad allowlist entry", "security.yml", {"fail2ban_allowlist": ["office!"]}, "fail2ban_allowlist entry 'office!'"),
+    ("bad DKIM selector", "mail.yml", {"opendkim_selectors": ["Mail_2026"]},
+     "opendkim_selectors ['Mail_2026'] must be one or more distinct DNS labels"),
+    ("no DKIM selector", "mail.yml", {"opendkim_selectors": []}, "opendkim_selectors [] must be"),
+    ("reject score below the tag score", "mail.yml", {"spamassassin_reject_score": 4},
+     "spamassassin_tag_score (5.0) must be above 0 and below spamassassin_reject_score (4)"),
     ("bad kernel setting", "security.yml", {"sysctl_settings": {"net/ipv4/ip_forward": 1}},
      "sysctl_settings: 'net/ipv4/ip_forward: 1' is not a kernel setting"),
 ]

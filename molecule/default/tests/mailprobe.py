@@ -8,6 +8,7 @@ for protocol version here, not for trust.
 """
 
 import argparse
+import base64
 import imaplib
 import json
 import poplib
@@ -29,9 +30,18 @@ def answer(reply):
     return [code, text.decode(errors="replace") if isinstance(text, bytes) else str(text)]
 
 
+class PregreetSMTP(smtplib.SMTP):
+    """Talks before the server's greeting, as spam bots do: EHLO right after connecting."""
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, timeout)
+        sock.sendall(b"EHLO pregreet.example\r\n")
+        return sock
+
+
 def smtp(args):
     out = {}
-    cls = smtplib.SMTP_SSL if args.tls else smtplib.SMTP
+    cls = smtplib.SMTP_SSL if args.tls else PregreetSMTP if args.pregreet else smtplib.SMTP
     kwargs = {"context": tls_context()} if args.tls else {}
     conn = cls(local_hostname="client.example.test", timeout=60, **kwargs)
     # Connecting separately keeps the banner; smtplib takes the TLS server name from
@@ -49,7 +59,11 @@ def smtp(args):
         if args.tls:
             out["tls_version"] = conn.sock.version()
         if args.starttls:
-            out["starttls"] = answer(conn.starttls(context=tls_context()))
+            try:
+                out["starttls"] = answer(conn.starttls(context=tls_context()))
+            except smtplib.SMTPResponseException as err:
+                out["starttls"] = [err.smtp_code, err.smtp_error.decode(errors="replace")]
+                return out
             out["tls_version"] = conn.sock.version()
             out["ehlo_tls"] = answer(conn.ehlo())
             out["auth_offered"] = conn.has_extn("auth")
@@ -70,6 +84,8 @@ def smtp(args):
             return out
         body = (f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
                 f"Message-ID: <{args.token}@client.example.test>\r\n\r\nToken {args.token}\r\n")
+        if args.text:
+            body += args.text + "\r\n"
         if args.size:
             body += ("x" * 76 + "\r\n") * (args.size // 78 + 1)
         out["data"] = answer(conn.data(body.encode()))
@@ -99,12 +115,18 @@ def imap(args):
         out["login"] = f"refused: {err}"
         return out
     out["folders"] = [line.decode() for line in conn.list()[1]]
-    conn.select("INBOX", readonly=not args.store_flag)
+    conn.select(args.folder, readonly=not (args.store_flag or args.move_to))
     if args.body:
         found = conn.search(None, "BODY", f'"{args.body}"')[1][0].split()
     else:
         found = conn.search(None, "SUBJECT", f'"{args.token}"')[1][0].split() if args.token else []
     out["found"] = len(found)
+    if args.fetch:
+        # The messages as stored, byte for byte (base64), for signature checks.
+        out["raw"] = [base64.b64encode(conn.fetch(num, "(BODY.PEEK[])")[1][0][1]).decode() for num in found]
+    if args.move_to:
+        # As a mail program moves a message to another folder (RFC 6851 MOVE).
+        out["moved"] = [conn._simple_command("MOVE", num, args.move_to)[0] for num in found]  # pylint: disable=protected-access
     if args.store_flag:
         for num in found:
             conn.store(num, "+FLAGS", f"({' '.join(args.store_flag)})")
@@ -161,9 +183,14 @@ def main():
     parser.add_argument("--token", default="")
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--no-data", action="store_true")
+    parser.add_argument("--text", default="", help="smtp: a line added to the body")
+    parser.add_argument("--folder", default="INBOX", help="IMAP: the folder searched")
+    parser.add_argument("--move-to", default="", help="IMAP: move the token's messages to this folder")
+    parser.add_argument("--pregreet", action="store_true", help="smtp: send EHLO before the greeting")
     parser.add_argument("--cmd", action="append", default=[], help="raw SMTP command (smtp only)")
     parser.add_argument("--store-flag", action="append", default=[], help="IMAP: add this flag to the token's messages")
     parser.add_argument("--list", action="store_true", help="IMAP: list the INBOX's Message-IDs and flags")
+    parser.add_argument("--fetch", action="store_true", help="IMAP: return the token's messages as stored (base64)")
     parser.add_argument("--body", default="", help="IMAP: search the bodies for this text instead of the token")
     args = parser.parse_args()
     try:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import lab_value, role_default, run_site, token, wait_for
+from conftest import addresses, lab_value, role_default, run_site, token, wait_for
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.org"
 OUTSIDE = "someone@outside.example"
@@ -88,6 +88,20 @@ def test_smtp_greeting_and_protocol_rules(probe):
 
 
 # --- Refusals --------------------------------------------------------------------
+
+def test_client_talking_before_the_greeting_is_refused_by_postscreen(attacker_probe, mail):
+    # The attacker host: postscreen remembers clients that passed (the client host).
+    attacker = addresses("attacker.example.test").values()
+    session = attacker_probe("smtp", 25, "--pregreet", "--cmd", "MAIL FROM:<someone@outside.example>",
+                             "--cmd", f"RCPT TO:<{ALICE}>", "--cmd", "DATA")
+    # Each reply answers the command before it: the EHLO sent early came first.
+    codes = [code for code, _ in session["replies"]]
+    assert 550 in codes[:3] and 354 not in codes, session
+    logged = mail.run("journalctl -u 'postfix*' --no-pager -o cat -n 300 | grep PREGREET").stdout
+    assert any(f"from [{address}]" in logged for address in attacker), logged
+    assert "EHLO pregreet.example" in logged, logged
+
+
 
 def test_unknown_recipient_refused_at_rcpt(probe):
     sent = send25(probe, ["nobody@example.test"], token())

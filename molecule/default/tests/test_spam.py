@@ -1,0 +1,127 @@
+"""Spam defence over the wire: SpamAssassin refuses spam on port 25 at SMTP time,
+files what it tags into Junk, marks clean mail, tags but never refuses the users' own
+submissions, learns from what users move into and out of Junk, and keeps its rules
+when the daily update cannot reach its servers."""
+
+import base64
+import time
+
+import dkim
+import pytest
+from conftest import token, wait_for
+from test_mail import ALICE, BOB, send25
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+# The lab's own rule scores this phrase 7: between the tag (5) and reject (10) scores.
+JUNK_PHRASE = "mailbundle lab junk phrase"
+
+
+def headers(probe, user, password, tok, folder):
+    seen = wait_for(probe, user, password, tok, 993, "--fetch", "--folder", folder)
+    assert seen["found"] == 1, (folder, seen)
+    parsed = dkim.rfc822_parse(base64.b64decode(seen["raw"][0]))[0]
+    return {name.decode().lower(): value.decode().strip() for name, value in parsed}
+
+
+def test_gtube_on_port_25_is_refused_at_smtp_time(probe, passwords):
+    tok = token()
+    sent = send25(probe, [ALICE], tok, "--text", GTUBE)
+    assert sent["data"][0] == 550, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=5)["found"] == 0
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, 993, "--folder", "Junk", timeout=5)["found"] == 0
+
+
+def test_mail_between_tag_and_reject_is_delivered_into_junk(probe, passwords):
+    tok = token()
+    sent = send25(probe, [ALICE], tok, "--text", JUNK_PHRASE)
+    assert sent["data"][0] == 250, sent
+    found = headers(probe, ALICE, passwords[ALICE], tok, "Junk")
+    assert found["x-spam-flag"] == "YES", found
+    assert found["x-spam-status"].startswith("Yes,") and "LAB_JUNK_PHRASE" in found["x-spam-status"], found
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=2)["found"] == 0
+
+
+def test_clean_mail_lands_in_the_inbox_marked_as_checked(probe, passwords):
+    tok = token()
+    sent = send25(probe, [BOB], tok, "--text", "Lunch on Friday?")
+    assert sent["data"][0] == 250, sent
+    found = headers(probe, BOB, passwords[BOB], tok, "INBOX")
+    assert found["x-spam-status"].startswith("No,"), found
+    assert "x-spam-flag" not in found, found
+
+
+@pytest.mark.parametrize("port, mode", [(587, "--starttls"), (465, "--tls")])
+def test_a_users_own_spam_is_tagged_and_delivered_never_refused(probe, passwords, port, mode):
+    tok = token()
+    sent = probe("smtp", port, mode, "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--rcpt", BOB, "--token", tok, "--text", GTUBE)
+    assert sent["data"][0] == 250, sent
+    found = headers(probe, BOB, passwords[BOB], tok, "Junk")
+    assert found["x-spam-flag"] == "YES" and "GTUBE" in found["x-spam-status"], found
+
+
+def bayes_counts(mail):
+    """(spam, ham) messages SpamAssassin's site-wide Bayes database has learned."""
+    dump = mail.run("runuser -u debian-spamd -- env HOME=/var/lib/spamassassin sa-learn --dump magic")
+    counts = {"nspam": 0, "nham": 0}
+    for line in dump.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[-1] in counts:
+            counts[fields[-1]] = int(fields[2])
+    return counts["nspam"], counts["nham"]
+
+
+def move(probe, user, password, tok, source, target):
+    moved = probe("imap", 993, "--tls", "--user", user, "--password", password, "--token", tok,
+                  "--folder", source, "--move-to", target)
+    assert moved["found"] == 1 and moved["moved"] == ["OK"], moved
+
+
+def wait_counts(mail, expected, timeout=30):
+    deadline = time.time() + timeout
+    while (counts := bayes_counts(mail)) != expected and time.time() < deadline:
+        time.sleep(1)
+    return counts
+
+
+def test_moving_mail_into_and_out_of_junk_trains_bayes(probe, passwords, mail):
+    tok = token()
+    sent = send25(probe, [BOB], tok, "--text", "Quarterly figures attached, see the numbers below.")
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+    spam, ham = bayes_counts(mail)
+
+    # Into Junk: learned as spam.
+    move(probe, BOB, passwords[BOB], tok, "INBOX", "Junk")
+    assert wait_counts(mail, (spam + 1, ham)) == (spam + 1, ham)
+    # Back out of Junk: learned as ham instead (SpamAssassin forgets the spam verdict).
+    move(probe, BOB, passwords[BOB], tok, "Junk", "INBOX")
+    assert wait_counts(mail, (spam, ham + 1)) == (spam, ham + 1)
+    # Junk to Trash is deleting spam, not calling it wanted: nothing learned.
+    move(probe, BOB, passwords[BOB], tok, "INBOX", "Junk")
+    assert wait_counts(mail, (spam + 1, ham)) == (spam + 1, ham)
+    move(probe, BOB, passwords[BOB], tok, "Junk", "Trash")
+    time.sleep(3)
+    assert bayes_counts(mail) == (spam + 1, ham)
+
+
+def test_rule_update_without_network_keeps_the_rules_and_succeeds(mail):
+    # The lab reaches nothing outside; a runtime drop-in also takes the unit's network
+    # away, so the update cannot reach any server and no traffic leaves.
+    dropin = "/run/systemd/system/spamassassin-maintenance.service.d"
+    rules = "find /var/lib/spamassassin /usr/share/spamassassin -name '*.cf' -type f | sort | xargs sha256sum"
+    before = mail.check_output(rules)
+    since = mail.check_output("date '+%F %T'")
+    mail.check_output(f"mkdir -p {dropin} && printf '[Service]\\nRestrictAddressFamilies=AF_UNIX\\n' "
+                      f"> {dropin}/offline.conf && systemctl daemon-reload")
+    try:
+        run = mail.run("systemctl start spamassassin-maintenance.service")
+    finally:
+        mail.check_output(f"rm -rf {dropin} && systemctl daemon-reload")
+    assert run.rc == 0, run.stderr
+    logged = mail.check_output(f"journalctl -t mail-sa-update --since '{since}' -o cat --no-pager")
+    assert "could not be reached; the rules in use stay" in logged, logged
+    assert mail.check_output(rules) == before
+    # spamd still scores with them.
+    gtube = mail.run(f"printf 'Subject: t\\n\\n{GTUBE}\\n' | spamc -d 127.0.0.1 -c")
+    assert gtube.rc == 1 and float(gtube.stdout.split("/")[0]) >= 1000, gtube.stdout
