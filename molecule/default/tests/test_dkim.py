@@ -5,7 +5,6 @@ header; keys are generated once and kept; a stopped signer defers mail instead o
 letting it out unsigned."""
 
 import base64
-import pathlib
 
 import dkim
 import dns.rdatatype
