@@ -55,7 +55,8 @@ def main():
     print("\nA shell on a lab host:")
     for group in hosts.values():
         for name, values in group["hosts"].items():
-            print(f"  docker exec -it {values['ansible_host']} bash    # {name}")
+            if values:  # a host listed again in a second group has no values there
+                print(f"  docker exec -it {values['ansible_host']} bash    # {name}")
     print("\nRemove the lab with: make lab-down")
 
 

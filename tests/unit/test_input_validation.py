@@ -169,6 +169,10 @@ MALFORMED_INVENTORIES = [
     ("no DKIM selector", "mail.yml", {"opendkim_selectors": []}, "opendkim_selectors [] must be"),
     ("reject score below the tag score", "mail.yml", {"spamassassin_reject_score": 4},
      "spamassassin_tag_score (5.0) must be above 0 and below spamassassin_reject_score (4)"),
+    ("sending limit not a pair", "mail.yml", {"mail_accounts": [_account("alice@example.test", sending_limits=[[100]])]},
+     "sending_limits of 'alice@example.test': [100] is not [recipients, seconds]"),
+    ("negative default sending limit", "mail.yml", {"ratelimit_limits": [[200, -3600]]},
+     "ratelimit_limits: [200, -3600] is not [recipients, seconds]"),
     ("bad kernel setting", "security.yml", {"sysctl_settings": {"net/ipv4/ip_forward": 1}},
      "sysctl_settings: 'net/ipv4/ip_forward: 1' is not a kernel setting"),
 ]

@@ -82,13 +82,17 @@ def smtp(args):
         out["rcpt"] = [answer(conn.docmd(f"RCPT TO:<{rcpt}>")) for rcpt in args.rcpt]
         if not any(code < 300 for code, _ in out["rcpt"]) or args.no_data:
             return out
-        body = (f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
+        body = "".join(f"{header}\r\n" for header in args.header)
+        body += (f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
                 f"Message-ID: <{args.token}@client.example.test>\r\n\r\nToken {args.token}\r\n")
         if args.text:
             body += args.text + "\r\n"
         if args.size:
             body += ("x" * 76 + "\r\n") * (args.size // 78 + 1)
-        out["data"] = answer(conn.data(body.encode()))
+        try:
+            out["data"] = answer(conn.data(body.encode()))
+        except smtplib.SMTPDataError as err:  # refused at DATA itself, before the message
+            out["data"] = answer((err.smtp_code, err.smtp_error))
     finally:
         try:
             conn.quit()
@@ -184,6 +188,7 @@ def main():
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--no-data", action="store_true")
     parser.add_argument("--text", default="", help="smtp: a line added to the body")
+    parser.add_argument("--header", action="append", default=[], help="smtp: a header line put first")
     parser.add_argument("--folder", default="INBOX", help="IMAP: the folder searched")
     parser.add_argument("--move-to", default="", help="IMAP: move the token's messages to this folder")
     parser.add_argument("--pregreet", action="store_true", help="smtp: send EHLO before the greeting")

@@ -50,6 +50,21 @@ def test_clean_mail_lands_in_the_inbox_marked_as_checked(probe, passwords):
     assert "x-spam-flag" not in found, found
 
 
+def test_spam_headers_forged_by_the_sender_are_replaced(probe, passwords):
+    """A sender cannot file its own mail into Junk, nor mark it as checked."""
+    tok = token()
+    sent = send25(probe, [ALICE], tok, "--header", "X-Spam-Flag: YES",
+                  "--header", "X-Spam-Status: Yes, score=99.0 required=5.0")
+    assert sent["data"][0] == 250, sent
+    seen = wait_for(probe, ALICE, passwords[ALICE], tok, 993, "--fetch")
+    assert seen["found"] == 1, seen
+    parsed = dkim.rfc822_parse(base64.b64decode(seen["raw"][0]))[0]
+    flags = [value.decode().strip() for name, value in parsed if name.lower() == b"x-spam-flag"]
+    statuses = [value.decode().strip() for name, value in parsed if name.lower() == b"x-spam-status"]
+    assert "YES" not in flags, parsed
+    assert len(statuses) == 1 and statuses[0].startswith("No,"), statuses
+
+
 @pytest.mark.parametrize("port, mode", [(587, "--starttls"), (465, "--tls")])
 def test_a_users_own_spam_is_tagged_and_delivered_never_refused(probe, passwords, port, mode):
     tok = token()

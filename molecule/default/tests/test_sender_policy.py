@@ -1,0 +1,80 @@
+"""SPF and DMARC on port 25, against sender domains the lab's resolver serves
+(inventory/lab/group_vars/lab_dns/labdns.yml): a failed SPF check is recorded, a
+domain that asks for rejection gets it, one that asks for quarantine lands in Junk,
+and a forged Authentication-Results header changes nothing."""
+
+import base64
+
+import dkim
+from conftest import token, wait_for
+from test_mail import ALICE
+
+SPF_FAIL = "news@spf-fail.test"
+DMARC_REJECT = "news@dmarc-reject.test"
+DMARC_QUARANTINE = "news@dmarc-quarantine.test"
+SPF_PASS = "news@spf-pass.test"
+
+
+def send_from(probe, sender, tok, *extra):
+    return probe("smtp", 25, "--starttls", "--mail-from", sender, "--rcpt", ALICE, "--token", tok, *extra)
+
+
+def header_lines(probe, password, tok, folder="INBOX"):
+    """(name, value) of every header of the delivered message, in order."""
+    seen = wait_for(probe, ALICE, password, tok, 993, "--fetch", "--folder", folder)
+    assert seen["found"] == 1, (folder, seen)
+    parsed = dkim.rfc822_parse(base64.b64decode(seen["raw"][0]))[0]
+    return [(name.decode().lower(), " ".join(value.decode().split())) for name, value in parsed]
+
+
+def values(lines, name):
+    return [value for key, value in lines if key == name]
+
+
+def test_failed_spf_without_dmarc_is_delivered_and_recorded(probe, passwords, mail_name):
+    tok = token()
+    sent = send_from(probe, SPF_FAIL, tok)
+    assert sent["data"][0] == 250, sent
+    lines = header_lines(probe, passwords[ALICE], tok)
+    spf = values(lines, "received-spf")
+    assert spf and spf[0].startswith("Fail"), lines
+    assert "spf-fail.test" in spf[0], spf
+    results = " ".join(v for v in values(lines, "authentication-results") if v.startswith(mail_name))
+    assert "spf=fail" in results and "dmarc=none" in results, results
+
+
+def test_dmarc_reject_policy_refuses_the_message_at_smtp_time(probe, passwords):
+    tok = token()
+    sent = send_from(probe, DMARC_REJECT, tok)
+    assert sent["data"][0] == 550, sent
+    assert "DMARC" in sent["data"][1], sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=5)["found"] == 0
+
+
+def test_a_forged_authentication_results_header_does_not_pass_dmarc(probe, passwords, mail_name):
+    tok = token()
+    forged = (f"Authentication-Results: {mail_name}; dkim=pass header.d=dmarc-reject.test; "
+              "spf=pass smtp.mailfrom=dmarc-reject.test; dmarc=pass header.from=dmarc-reject.test")
+    sent = send_from(probe, DMARC_REJECT, tok, "--header", forged)
+    assert sent["data"][0] == 550, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=5)["found"] == 0
+
+
+def test_dmarc_quarantine_policy_files_the_message_into_junk(probe, passwords, mail_name):
+    tok = token()
+    sent = send_from(probe, DMARC_QUARANTINE, tok)
+    assert sent["data"][0] == 250, sent
+    lines = header_lines(probe, passwords[ALICE], tok, "Junk")
+    results = " ".join(v for v in values(lines, "authentication-results") if v.startswith(mail_name))
+    assert "dmarc=fail (p=quarantine" in results, results
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=3)["found"] == 0
+
+
+def test_the_domains_own_sender_passes_spf_and_dmarc(probe, passwords, mail_name):
+    tok = token()
+    sent = send_from(probe, SPF_PASS, tok)
+    assert sent["data"][0] == 250, sent
+    lines = header_lines(probe, passwords[ALICE], tok)
+    assert values(lines, "received-spf")[0].startswith("Pass"), lines
+    results = " ".join(v for v in values(lines, "authentication-results") if v.startswith(mail_name))
+    assert "spf=pass" in results and "dmarc=pass" in results, results
