@@ -9,6 +9,7 @@ for protocol version here, not for trust.
 
 import argparse
 import base64
+import email.utils
 import imaplib
 import json
 import poplib
@@ -83,7 +84,10 @@ def smtp(args):
         if not any(code < 300 for code, _ in out["rcpt"]) or args.no_data:
             return out
         body = "".join(f"{header}\r\n" for header in args.header)
-        body += (f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
+        # Date and Message-ID as every real mail program writes them, so that spam scores
+        # in the tests come from what a test sends on purpose.
+        body += (f"Date: {email.utils.formatdate()}\r\n"
+                 f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
                 f"Message-ID: <{args.token}@client.example.test>\r\n\r\nToken {args.token}\r\n")
         if args.text:
             body += args.text + "\r\n"
