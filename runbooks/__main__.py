@@ -1,0 +1,5 @@
+import sys
+
+from runbooks.cli import main
+
+sys.exit(main())
