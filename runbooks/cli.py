@@ -64,21 +64,30 @@ def confirm(args, what):
         raise RunbookError("not confirmed, nothing changed")
 
 
-def run_queue(args, fleet):
-    queues = fleet.each(queue.read_queue)
-    if args.action == "summary":
-        return {name: queue.summary(messages) for name, messages in queues.items()}, print_summary
+def check_args(args):
+    """Refuse bad input before any host is contacted."""
+    if args.runbook == "mailboxes" and args.action == "expunge" and args.days < 1:
+        raise RunbookError("--days must be 1 or more")
+    if args.runbook != "queue" or args.action == "summary":
+        return
     if args.sender is None and args.recipient is None:
         raise RunbookError(f"queue {args.action} needs --sender or --recipient")
     queue.check_pattern(args.sender, "sender")
     queue.check_pattern(args.recipient, "recipient")
+
+
+def run_queue(args, fleet):
+    queues = fleet.each(queue.read_queue)
+    if args.action == "summary":
+        return {name: queue.summary(messages) for name, messages in queues.items()}, print_summary
     chosen = {name: queue.selected(messages, args.sender, args.recipient) for name, messages in queues.items()}
     result = {name: {"matched": [m["queue_id"] for m in msgs], "changed": 0, "applied": args.apply,
                      "messages": [brief(m) for m in msgs]} for name, msgs in chosen.items()}
     total = sum(len(msgs) for msgs in chosen.values())
     if args.apply and total:
         if queue.ACTIONS[args.action][1]:
-            confirm(args, f"{args.action} {total} messages on {plural(len(chosen), 'host')}")
+            hosts = sum(1 for msgs in chosen.values() if msgs)
+            confirm(args, f"{args.action} {plural(total, 'message')} on {plural(hosts, 'host')}")
         changed = fleet.each(lambda target: queue.apply(target, args.action, result[target.name]["matched"]))
         for name, count in changed.items():
             result[name]["changed"] = count
@@ -102,8 +111,6 @@ def run_mailboxes(args, fleet):
         if args.apply:
             fleet.each(lambda target: target.name in hosts and mailboxes.resync(target, args.user))
         return {name: {"resynced": args.apply} for name in hosts}, print_resync
-    if args.days < 1:
-        raise RunbookError("--days must be 1 or more")
     folders = args.folder or list(mailboxes.CLEANABLE)
 
     def old(target):
@@ -204,6 +211,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     groups = QUEUE_GROUPS if args.runbook == "queue" else MAILBOX_GROUPS
     try:
+        check_args(args)
         with Fleet(args.inventory, groups, args.limit) as fleet:
             handler = {"queue": run_queue, "mailboxes": run_mailboxes, "canary": run_canary}[args.runbook]
             results, show = handler(args, fleet)

@@ -129,6 +129,13 @@ def addresses(name):
     return {"ipv4": ipv4, "ipv6": ipv6}
 
 
+def queue_entries(mail):
+    """Every message in the mail host's Postfix queue, as postqueue -j lists it."""
+    import json
+
+    return [json.loads(line) for line in mail.check_output("postqueue -j").splitlines() if line.strip()]
+
+
 def token():
     return f"tok{uuid.uuid4().hex[:16]}"
 

@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from conftest import run_playbook, run_site, token, wait_for
+from conftest import queue_entries, run_playbook, run_site, token, wait_for
 from test_mail import ALICE, BOB, send25
 
 REPOSITORY = "/var/backups/restic-mail"
@@ -56,8 +56,7 @@ def utc_now(mail):
 
 
 def deferred(mail):
-    listed = mail.run("postqueue -j").stdout.splitlines()
-    return sum(1 for line in listed if line.strip() and json.loads(line)["queue_name"] == "deferred")
+    return sum(1 for entry in queue_entries(mail) if entry["queue_name"] == "deferred")
 
 
 def inbox(probe, user, password):
