@@ -1,5 +1,5 @@
 # Thin wrappers; the work is in scripts/harness.sh (it installs what it needs itself).
-.PHONY: lab lab-down test lint images
+.PHONY: lab lab-down test lint images bench
 
 lab:        ## Create the lab containers and deploy site.yml onto them
 	scripts/harness.sh lab
@@ -12,6 +12,9 @@ test:       ## Lint, unit tests and every Molecule scenario (Debian 13 and 12)
 
 lint:       ## yamllint and ansible-lint only
 	scripts/harness.sh lint
+
+bench:      ## Deployment time, mail throughput and footprint, side by side (BENCHMARKS.md)
+	scripts/harness.sh bench
 
 images:     ## Build the debian-systemd base images if missing
 	scripts/build-images.sh

@@ -6,6 +6,7 @@
 #   scripts/harness.sh lint        yamllint + ansible-lint only
 #   scripts/harness.sh lab         create the lab containers and deploy site.yml
 #   scripts/harness.sh lab-down    remove the lab containers and network
+#   scripts/harness.sh bench       deployment, throughput and footprint (scripts/bench.py)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -146,18 +147,40 @@ cmd_test() {
     stage "base images" ensure_images
     stage "yamllint + ansible-lint" run_lint
     stage "unit tests" run_unit
-    # The lab check has its own containers and network, so it runs beside the first
-    # Molecule scenario: both spend their time installing packages and in Ansible,
-    # and side by side the suite is about ten minutes shorter.
-    stage_background "make lab twice, make lab-down" scripts/check_lab.sh
-    local scenario distro
+    # The lab check and the small bench have their own containers and networks, so
+    # each runs beside a Molecule scenario: they all spend their time installing
+    # packages and in Ansible, and side by side the suite is much shorter. Whatever
+    # finds no scenario to run beside (MOLECULE_DISTROS with one release) runs after.
+    local beside=(lab_check bench_small) scenario distro job
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue
         for distro in $DISTROS; do
+            if [ ${#beside[@]} -gt 0 ]; then
+                start_beside "${beside[0]}"
+                beside=("${beside[@]:1}")
+            fi
             stage "molecule $scenario ($distro)" run_molecule "$scenario" "$distro"
             stage_wait
         done
     done
+    for job in "${beside[@]}"; do
+        start_beside "$job"
+        stage_wait
+    done
+}
+
+start_beside() {
+    case "$1" in
+        lab_check) stage_background "make lab twice, make lab-down" scripts/check_lab.sh ;;
+        bench_small) stage_background "make bench, 200 messages" run_bench_small ;;
+    esac
+}
+
+# make bench at a tenth of its size: every message must be found and the second
+# site.yml must change nothing, or it fails. Its figures stay out of BENCHMARKS.md.
+run_bench_small() {
+    BENCH_MESSAGES=200 BENCH_IMAP_MESSAGES=1000 BENCH_OUTPUT="$(mktemp -d)/BENCHMARKS.md" \
+        "$VENV/bin/python" scripts/bench.py
 }
 
 cmd_lint() {
@@ -187,10 +210,19 @@ cmd_lab_down() {
     fi
 }
 
+cmd_bench() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    stage "docker engine" ensure_docker
+    stage "base images" ensure_images
+    stage "bench" "$VENV/bin/python" scripts/bench.py
+}
+
 case "${1:-}" in
     test) cmd_test ;;
     lint) cmd_lint ;;
     lab) cmd_lab ;;
     lab-down) cmd_lab_down ;;
-    *) echo "usage: $0 test|lint|lab|lab-down" >&2; exit 2 ;;
+    bench) cmd_bench ;;
+    *) echo "usage: $0 test|lint|lab|lab-down|bench" >&2; exit 2 ;;
 esac

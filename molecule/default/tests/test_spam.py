@@ -144,3 +144,13 @@ def test_rule_update_without_network_keeps_the_rules_and_succeeds(mail):
     # spamd still scores with them.
     gtube = mail.run(f"printf 'Subject: t\\n\\n{GTUBE}\\n' | spamc -d 127.0.0.1 -c")
     assert gtube.rc == 1 and float(gtube.stdout.split("/")[0]) >= 1000, gtube.stdout
+
+
+def test_only_our_two_milters_run_not_the_packages_own(mail):
+    # Debian's spamass-milter package starts an instance of its own on a Unix socket
+    # that nothing uses; the role replaces it with the inbound and outbound milters.
+    milters = mail.check_output("ps -eo args= | grep '^/usr/sbin/spamass-milter' || true")
+    assert len(milters.splitlines()) == 2, milters
+    assert "spamass.sock" not in milters, milters
+    assert mail.run("systemctl is-active spamass-milter").stdout.strip() == "inactive"
+    assert mail.run("systemctl is-enabled spamass-milter").stdout.strip() == "masked"

@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""make bench: deployment speed, mail throughput and footprint, measured side by side
+in one run on containers of its own (inventory/bench), then removed.
+
+  1. deployment  site.yml on a fresh mail host, against plain apt-get installing the
+                 same Debian packages in an identical fresh container (the floor);
+                 then site.yml again (its wall time and changed tasks, which must be 0)
+  2. port 25     MESSAGES messages from the client, full pipeline (postscreen, SPF,
+                 milters, SpamAssassin, LMTP), then with the filters off (the ceiling)
+  3. port 587    the same with STARTTLS and AUTH, through the submission milters
+  4. IMAP        a mailbox of IMAP_MESSAGES messages: login, SELECT and every header,
+                 cold (no index, page cache dropped) and warm
+  5. footprint   resident memory of the mail services after the load, disk used
+
+Every message sent must be found in a Maildir (by its run's header) and a second
+site.yml must change nothing; otherwise the run fails (exit 1). The table is printed
+and written to BENCH_OUTPUT (BENCHMARKS.md), the throughput chart beside it.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench_report  # noqa: E402  (beside this file)
+
+INVENTORY = "inventory/bench"
+# The venv's ansible-playbook (make bench runs this script with the venv's Python).
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+LOG_DIR = Path(tempfile.gettempdir()) / "mailbundle-bench"
+MX = "mailbundle-bench-mx1"
+CLIENT = "mailbundle-bench-client"
+FLOOR = "mailbundle-bench-floor"
+MX_NAME = "mx1.example.test"
+RECIPIENTS = ["alice@example.test", "bob@example.test"]
+# SPF and DMARC of this lab domain pass for the client: the full inbound path.
+INBOUND_SENDER = "loadgen@spf-pass.test"
+SUBMISSION_USER = "alice@example.test"
+IMAP_USER = "bob@example.test"
+# The same flags as the lab's containers (playbooks/lab_up.yml).
+SYSTEMD_FLAGS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+                 "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                 "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                 "--tmpfs", "/run", "--tmpfs", "/run/lock"]
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(text):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def run(argv, check=True, env=None, quiet=False):
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise BenchError(f"{' '.join(argv[:6])}... exited {result.returncode}:\n"
+                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def sh(container, script, check=True, env=None):
+    argv = ["docker", "exec"]
+    for key, value in (env or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    return run(argv + [container, "sh", "-c", script], check=check).stdout
+
+
+def playbook(name, check=True, log_as=None):
+    """Runs a playbook on the bench inventory: (wall seconds, recap by host). With
+    log_as, its output (profile_tasks' slowest tasks at the end) is kept in LOG_DIR."""
+    start = time.time()
+    result = run([ANSIBLE_PLAYBOOK, "-i", INVENTORY, name], check=check)
+    if log_as:
+        LOG_DIR.mkdir(exist_ok=True)
+        (LOG_DIR / f"{log_as}.log").write_text(result.stdout)
+    return time.time() - start, bench_report.recap(result.stdout)
+
+
+def mailbox_files():
+    out = sh(MX, "find /var/mail/vhosts/example.test/alice /var/mail/vhosts/example.test/bob "
+                 "-type f \\( -path '*/new/*' -o -path '*/cur/*' \\) | wc -l")
+    return int(out.strip())
+
+
+def found(run_id):
+    out = sh(MX, f"grep -rlF 'X-Bench-Run: {run_id}' /var/mail/vhosts/example.test/alice "
+                 f"/var/mail/vhosts/example.test/bob | grep -E '/(new|cur)/' | wc -l", check=False)
+    return int(out.strip() or 0)
+
+
+def load(name, port, count, size, sessions, sender, password=None):
+    """One SMTP load: sends from the client, follows deliveries on the mail host."""
+    run_id = uuid.uuid4().hex[:12]
+    cpu_before = unit_usage()
+    before = mailbox_files()
+    samples, done = [], threading.Event()
+
+    def follow():
+        while not done.is_set():
+            samples.append((time.time(), mailbox_files() - before))
+            done.wait(1)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        argv = (f"python3 /var/tmp/bench_load.py smtp --host {MX_NAME} --port {port} "
+                f"--count {count} --size {size} --sessions {sessions} --run-id {run_id} "
+                f"--sender {sender} --recipients {','.join(RECIPIENTS)}")
+        sent = json.loads(sh(CLIENT, argv, env={"BENCH_PASSWORD": password} if password else None))
+        accepted = len(sent["accepted"])
+        log(f"{name}: {accepted} of {count} accepted, waiting for delivery")
+        last_progress, last_count = time.time(), -1
+        while True:
+            delivered = samples[-1][1] if samples else 0
+            if delivered >= accepted:
+                break
+            if delivered != last_count:
+                last_progress, last_count = time.time(), delivered
+            if time.time() - last_progress > 180:
+                break
+            time.sleep(0.5)
+    finally:
+        done.set()
+        follower.join()
+    delivered_at = next((t for t, n in samples if n >= accepted), None)
+    return {"cpu": bench_report.cpu_spent(cpu_before, unit_usage()),"name": name, "port": port, "sent": count, "size": size, "sessions": sessions,
+            "run_id": run_id, "start": sent["start"], "accepted_times": sent["accepted"],
+            "refused": sent["refused"], "found": found(run_id), "delivered_at": delivered_at,
+            "samples": samples}
+
+
+def filters_off():
+    """Port 25 without milters and policy services; returns what to put back."""
+    saved = {key: sh(MX, f"postconf -h {key}").strip()
+             for key in ("smtpd_milters", "smtpd_recipient_restrictions")}
+    run(["docker", "exec", MX, "postconf", "-e", "smtpd_milters=",
+         "smtpd_recipient_restrictions=reject_unlisted_recipient"])
+    sh(MX, "postfix reload")
+    return saved
+
+
+def filters_back(saved):
+    run(["docker", "exec", MX, "postconf", "-e"] + [f"{k}={v}" for k, v in saved.items()])
+    sh(MX, "postfix reload")
+
+
+def imap_mailbox(count):
+    """A folder of COUNT messages written straight into bob's Maildir."""
+    sh(MX, f"doveadm mailbox delete -u {IMAP_USER} Bench >/dev/null 2>&1; "
+           f"doveadm mailbox create -u {IMAP_USER} Bench")
+    path = sh(MX, f"doveadm mailbox path -u {IMAP_USER} Bench").strip()
+    script = (
+        "import os,sys,time\n"
+        "path,count=sys.argv[1],int(sys.argv[2])\n"
+        "body=('Subject: folder message {0}\\nFrom: <loadgen@spf-pass.test>\\n'\n"
+        "      'To: <bob@example.test>\\nMessage-ID: <folder.{0}@spf-pass.test>\\n'\n"
+        "      'Date: Mon, 2 Nov 2026 10:00:00 +0100\\n\\n'+'x'*3800+'\\n')\n"
+        "now=int(time.time())\n"
+        "for i in range(count):\n"
+        "    data=body.format(i).encode()\n"
+        "    name=f'{now}.M{i}P1.bench,S={len(data)}:2,S'\n"
+        "    with open(os.path.join(path,'cur',name),'wb') as f: f.write(data)\n")
+    run(["docker", "exec", MX, "python3", "-c", script, path, str(count)])
+    sh(MX, f"chown -R vmail:vmail '{path}'")
+    return path
+
+
+def imap_fetch(path, cold):
+    dropped = False
+    if cold:
+        sh(MX, f"rm -f '{path}'/dovecot.index* '{path}'/dovecot-uidlist")
+        try:
+            subprocess.run(["sync"], check=True)
+            Path("/proc/sys/vm/drop_caches").write_text("3\n")
+            dropped = True
+        except OSError:
+            pass
+    password = bench_report.lab_password(ROOT, IMAP_USER)
+    result = json.loads(sh(CLIENT, f"python3 /var/tmp/bench_load.py imap --host {MX_NAME} "
+                                   f"--user {IMAP_USER} --mailbox Bench",
+                           env={"BENCH_PASSWORD": password}))
+    result["page_cache_dropped"] = dropped
+    return result
+
+
+# Per systemd unit: proportional resident memory (PSS: a shared page counted once,
+# shared among its users) and CPU seconds, the exited children's included (a process's
+# cutime and cstime hold those of the children it has waited for).
+UNIT_USAGE = """
+import json, os, subprocess
+tick = os.sysconf("SC_CLK_TCK")
+units = {}
+for line in subprocess.run(["ps", "-eo", "pid=,unit="], capture_output=True,
+                           text=True).stdout.splitlines():
+    pid, unit = line.split()
+    if unit == "-":
+        continue
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            pss = sum(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu = sum(int(v) for v in fields[11:15]) / tick
+    except (OSError, ValueError):
+        continue
+    usage = units.setdefault(unit, {"pss_kib": 0, "cpu_s": 0.0})
+    usage["pss_kib"] += pss
+    usage["cpu_s"] += cpu
+print(json.dumps(units))
+"""
+
+
+def unit_usage():
+    return json.loads(run(["docker", "exec", MX, "python3", "-c", UNIT_USAGE]).stdout)
+
+
+def footprint():
+    return {"units": {unit: usage["pss_kib"] for unit, usage in sorted(
+                unit_usage().items(), key=lambda item: -item[1]["pss_kib"])},
+            "disk_mx": int(sh(MX, "du -sxk / | cut -f1").strip())}
+
+
+def floor(image, packages):
+    """Plain apt-get of the mail host's packages in an identical fresh container."""
+    run(["docker", "rm", "-f", FLOOR], check=False)
+    run(["docker", "run", "-d", "--name", FLOOR, "--network", "mailbundle-bench"]
+        + SYSTEMD_FLAGS + [image])
+    try:
+        sh(FLOOR, "systemctl is-system-running --wait >/dev/null || true")
+        base = set(sh(FLOOR, "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n'").split("\n"))
+        wanted = sorted(bench_report.installed(packages) - bench_report.installed(base))
+        disk_base = int(sh(FLOOR, "du -sxk / | cut -f1").strip())
+        start = time.time()
+        # Postfix first, as the roles do: spamass-milter's postinst needs its user.
+        install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+        sh(FLOOR, f"apt-get update -qq && {install} postfix >/dev/null && "
+                  f"{install} {' '.join(wanted)} >/dev/null")
+        took = time.time() - start
+        disk_floor = int(sh(FLOOR, "du -sxk / | cut -f1").strip())
+    finally:
+        run(["docker", "rm", "-f", FLOOR], check=False)
+    return {"seconds": took, "packages": len(wanted), "disk_base": disk_base,
+            "disk_floor": disk_floor}
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    docker = run(["docker", "version", "--format", "{{.Server.Version}}"], check=False).stdout
+    commit = run(["git", "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem / 1048576, 1),
+            "kernel": platform.release(), "docker": docker.strip(), "commit": commit or "?",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def bench(args):
+    results = {"machine": machine(), "params": vars(args).copy(), "failures": []}
+    image = f"debian-systemd:{os.environ.get('LAB_DISTRO', 'trixie')}"
+    results["image"] = image
+    if args.loads_only:
+        return results
+    log("removing what an earlier bench left, creating the bench containers")
+    playbook("playbooks/lab_down.yml")
+    run(["docker", "rm", "-f", FLOOR], check=False)
+    playbook("playbooks/lab_up.yml")
+    log("lab support hosts (resolver, ACME CA, client)")
+    playbook("playbooks/lab_support.yml")
+
+    log("1. site.yml on the fresh mail host")
+    took, recap = playbook("site.yml", log_as="site-fresh")
+    results["deploy"] = {"seconds": took, "recap": recap.get(MX_NAME, {})}
+    log(f"   {took:.0f} s; again, to see it change nothing")
+    took, recap = playbook("site.yml", log_as="site-again")
+    results["rerun"] = {"seconds": took, "recap": recap.get(MX_NAME, {})}
+    if results["rerun"]["recap"].get("changed", -1) != 0:
+        results["failures"].append(f"second site.yml changed something: {recap}")
+    disk_mx = int(sh(MX, "du -sxk / | cut -f1").strip())
+    packages = set(sh(MX, "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n'").split("\n"))
+    log("   the floor: plain apt-get of the same packages in a fresh container")
+    results["floor"] = floor(image, packages)
+    results["floor"]["disk_mx_deployed"] = disk_mx
+
+    return results
+
+
+def bench_mail(args, results):
+    """Steps 2 to 5, on the bench containers as they are."""
+    run(["docker", "cp", str(ROOT / "scripts/bench_load.py"), f"{CLIENT}:/var/tmp/bench_load.py"])
+    size, count, sessions = args.size, args.messages, args.sessions
+    log(f"2. port 25, full pipeline: {count} messages of {size} bytes, {sessions} sessions")
+    results["loads"] = [load("port 25, full pipeline", 25, count, size, sessions, INBOUND_SENDER)]
+    log("   port 25 with the milters and policy services off (the ceiling)")
+    saved = filters_off()
+    try:
+        results["loads"].append(load("port 25, filters off", 25, count, size, sessions,
+                                     INBOUND_SENDER))
+    finally:
+        filters_back(saved)
+    log("3. port 587, STARTTLS and AUTH")
+    results["loads"].append(load("port 587, STARTTLS + AUTH", 587, count, size, sessions,
+                                 SUBMISSION_USER,
+                                 bench_report.lab_password(ROOT, SUBMISSION_USER)))
+    for item in results["loads"]:
+        if item["refused"] or item["found"] != item["sent"]:
+            results["failures"].append(
+                f"{item['name']}: sent {item['sent']}, accepted {len(item['accepted_times'])}, "
+                f"found {item['found']}; refused: {item['refused'][:3]}")
+
+    log(f"4. IMAP: a folder of {args.imap_messages} messages")
+    path = imap_mailbox(args.imap_messages)
+    results["imap"] = {"messages": args.imap_messages, "cold": imap_fetch(path, cold=True),
+                       "warm": imap_fetch(path, cold=False)}
+    for kind in ("cold", "warm"):
+        if results["imap"][kind]["headers"] != args.imap_messages:
+            results["failures"].append(f"IMAP {kind}: {results['imap'][kind]['headers']} "
+                                       f"headers of {args.imap_messages}")
+    log("5. footprint")
+    results["footprint"] = footprint()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    env = os.environ.get
+    parser.add_argument("--messages", type=int, default=int(env("BENCH_MESSAGES", 2000)))
+    parser.add_argument("--size", type=int, default=int(env("BENCH_SIZE", 4096)))
+    parser.add_argument("--sessions", type=int, default=int(env("BENCH_SESSIONS", 10)))
+    parser.add_argument("--imap-messages", type=int,
+                        default=int(env("BENCH_IMAP_MESSAGES", 10000)))
+    parser.add_argument("--output", default=env("BENCH_OUTPUT", "BENCHMARKS.md"))
+    parser.add_argument("--keep", action="store_true", default=bool(env("BENCH_KEEP")),
+                        help="leave the bench containers running")
+    parser.add_argument("--loads-only", action="store_true",
+                        help="on containers kept by --keep: steps 2 to 5 only (for tuning "
+                             "the running services; the table then has no deployment rows)")
+    args = parser.parse_args()
+    if min(args.messages, args.size, args.sessions, args.imap_messages) < 1:
+        parser.error("every count and size must be at least 1")
+    start = time.time()
+    results = None
+    try:
+        results = bench(args)
+        bench_mail(args, results)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if not (args.keep or args.loads_only):
+            log("removing the bench containers")
+            playbook("playbooks/lab_down.yml", check=False)
+    results["wall_seconds"] = time.time() - start
+    table = bench_report.table(results)
+    print("\n" + table)
+    output = ROOT / args.output
+    bench_report.write(output, results, table)
+    log(f"written: {output} and {output.with_name('benchmarks-throughput.svg')}; "
+        f"the site.yml runs' output: {LOG_DIR}")
+    for failure in results["failures"]:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if results["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
