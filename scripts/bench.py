@@ -367,8 +367,10 @@ def main():
     print("\n" + table)
     output = ROOT / args.output
     bench_report.write(output, results, table)
+    LOG_DIR.mkdir(exist_ok=True)
+    (LOG_DIR / "results.json").write_text(json.dumps(results, indent=1))
     log(f"written: {output} and {output.with_name('benchmarks-throughput.svg')}; "
-        f"the site.yml runs' output: {LOG_DIR}")
+        f"every figure and the site.yml runs' output: {LOG_DIR}")
     for failure in results["failures"]:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if results["failures"] else 0
