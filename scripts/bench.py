@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_report  # noqa: E402  (beside this file)
+from lab_report import lab_passwords  # noqa: E402
 
 INVENTORY = "inventory/bench"
 # The venv's ansible-playbook (make bench runs this script with the venv's Python).
@@ -191,7 +192,7 @@ def imap_fetch(path, cold):
             dropped = True
         except OSError:
             pass
-    password = bench_report.lab_password(ROOT, IMAP_USER)
+    password = lab_passwords()[IMAP_USER]
     result = json.loads(sh(CLIENT, f"python3 /var/tmp/bench_load.py imap --host {MX_NAME} "
                                    f"--user {IMAP_USER} --mailbox Bench",
                            env={"BENCH_PASSWORD": password}))
@@ -317,7 +318,7 @@ def bench_mail(args, results):
     log("3. port 587, STARTTLS and AUTH")
     results["loads"].append(load("port 587, STARTTLS + AUTH", 587, count, size, sessions,
                                  SUBMISSION_USER,
-                                 bench_report.lab_password(ROOT, SUBMISSION_USER)))
+                                 lab_passwords()[SUBMISSION_USER]))
     for item in results["loads"]:
         if item["refused"] or item["found"] != item["sent"]:
             results["failures"].append(

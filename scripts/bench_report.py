@@ -3,8 +3,6 @@ systemd unit, rates, the table and the chart (tests/unit/test_bench.py covers th
 import re
 from pathlib import Path
 
-import yaml
-
 BEGIN = "<!-- bench:begin (written by make bench) -->"
 END = "<!-- bench:end -->"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
@@ -33,12 +31,6 @@ def cpu_spent(before, after):
              for unit in after}
     return dict(sorted(((u, round(s, 1)) for u, s in spent.items() if s >= 0.05),
                        key=lambda item: -item[1]))
-
-
-def lab_password(root, address):
-    data = yaml.safe_load(
-        (Path(root) / "inventory/lab/group_vars/lab_clients/lab_passwords.yml").read_text())
-    return data["lab_passwords"][address]
 
 
 def rates(load):

@@ -34,6 +34,11 @@ def probe(port, container_port):
     return "nothing listening yet"
 
 
+def lab_passwords():
+    """The lab mailboxes' throw-away passwords, by address (make bench logs in with them)."""
+    return yaml.safe_load((LAB / "group_vars/lab_clients/lab_passwords.yml").read_text())["lab_passwords"]
+
+
 def main():
     hosts = yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["children"]
     ports = yaml.safe_load((LAB / "group_vars/mailservers/lab.yml").read_text())["lab_published_ports"]
@@ -43,7 +48,7 @@ def main():
         _, host_port, container_port = spec.split(":")
         service = SERVICES.get(int(container_port), "")
         print(f"  127.0.0.1:{host_port:<6} -> {container_port:<5} {service:<12} {probe(int(host_port), int(container_port))}")
-    passwords = yaml.safe_load((LAB / "group_vars/lab_clients/lab_passwords.yml").read_text())["lab_passwords"]
+    passwords = lab_passwords()
     print("\nMailboxes (lab-only throw-away passwords):")
     for address, password in passwords.items():
         print(f"  {address:<24} {password}")

@@ -7,6 +7,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
 import bench_load  # noqa: E402
 import bench_report  # noqa: E402
+import lab_report  # noqa: E402
 
 RECAP = """
 PLAY RECAP *********************************************************************
@@ -113,8 +114,7 @@ def test_write_creates_the_file(tmp_path):
 
 
 def test_lab_password_comes_from_the_lab_inventory():
-    root = pathlib.Path(__file__).resolve().parents[2]
-    assert bench_report.lab_password(root, "alice@example.test") == "lab-alice-pw"
+    assert lab_report.lab_passwords()["alice@example.test"] == "lab-alice-pw"
 
 
 @pytest.mark.parametrize("size", [512, 4096, 65536])
