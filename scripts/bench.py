@@ -267,6 +267,11 @@ def machine():
     mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
     docker = run(["docker", "version", "--format", "{{.Server.Version}}"], check=False).stdout
     commit = run(["git", "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
+    # A run of changes not yet committed must not pass for a run of HEAD.
+    if commit and run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                       ":!BENCHMARKS.md", ":!benchmarks-throughput.svg"],
+                      check=False).stdout.strip():
+        commit += " with uncommitted changes"
     return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem / 1048576, 1),
             "kernel": platform.release(), "docker": docker.strip(), "commit": commit or "?",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
