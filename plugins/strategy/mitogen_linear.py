@@ -11,8 +11,10 @@ run with ANSIBLE_STRATEGY=linear (Ansible's own strategy; same result, slower).
 """
 from __future__ import annotations
 
+__all__ = ["StrategyModule"]
+
 try:
-    from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule  # noqa: F401
+    from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
 except ImportError as exc:
     from ansible.errors import AnsibleError
 
