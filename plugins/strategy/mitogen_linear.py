@@ -3,7 +3,7 @@
 Mitogen keeps one Python interpreter per host for the whole run, so a task no longer
 starts Python and imports Ansible's module code from a zip on the host (about 0.4 s of
 every task over the docker connection). An unchanged site.yml on the bench host took
-76 s instead of 230 s. This file only loads Mitogen's own plugin from wherever pip put
+77 s instead of 230 s. This file only loads Mitogen's own plugin from wherever pip put
 the package, so ansible.cfg names no path inside a virtualenv.
 
 Without Mitogen, the run stops here with what to do: install requirements.txt, or
