@@ -208,3 +208,38 @@ def test_an_ssh_source_list_without_the_operators_address_is_refused(tmp_path, m
     out = run.stdout + run.stderr
     assert "Assert the address this run connects from may still use SSH" in out, out
     assert "which is in neither" not in out, out
+
+
+BAD_BACKUP_MX = [
+    ("unknown primary", {"mail_backup_mx_for": ["mx9.example.test"]}, [],
+     "primary 'mx9.example.test' is not a host of the inventory"),
+    ("bad queue lifetime", {"mail_backup_mx_queue_lifetime": "forever"}, [],
+     "postfix_queue_lifetime 'forever' must be"),
+    ("also a mail store", {}, ["mailservers"], "is in both mailservers and backup_mx"),
+]
+
+
+@pytest.mark.parametrize(("values", "extra_groups", "message"), [row[1:] for row in BAD_BACKUP_MX],
+                         ids=[row[0] for row in BAD_BACKUP_MX])
+def test_a_bad_backup_mx_fails_before_any_change(tmp_path, values, extra_groups, message):
+    """mail.yml (check mode, this machine) stops at its checks, before certbot runs on the host."""
+    host = f"          ansible_connection: local\n          ansible_python_interpreter: {sys.executable}\n"
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n" + host
+        + "".join(f"        mx2.example.test:\n{host}" for _ in extra_groups)
+        + "    backup_mx:\n      hosts:\n        mx2.example.test:\n" + host
+    )
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+               ANSIBLE_BECOME="false", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_STRATEGY="linear")
+    run = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "--check", "-i", str(inventory),
+         str(ROOT / "playbooks/mail.yml"), "--limit", "mx2.example.test", "-e", json.dumps({**ACCOUNTS, **values}),
+         "-e", "ansible_become=false"],
+        capture_output=True, text=True, env=env, check=False, timeout=300, cwd=ROOT,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert message in out, out
+    assert "changed=0" in out, out
+    assert "TASK [certbot" not in out, out

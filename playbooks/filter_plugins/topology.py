@@ -1,0 +1,55 @@
+"""Filters that derive each host's part in a multi-host site from the inventory.
+
+Hosts are named by their inventory names, which are also the names in their
+certificates (certbot_hostname) and SMTP greetings (postfix_myhostname).
+"""
+
+
+def _domains(hostvars, host):
+    return [str(d).lower() for d in hostvars[host].get("mail_domains", [])]
+
+
+def mail_peer_tls_policy(peers, hostvars):
+    """Outbound TLS policy towards the site's own mail hosts: verified, never opportunistic.
+
+    Each peer's domains get "secure": the certificate must chain to a trusted CA and
+    name the domain, a subdomain of it (a backup MX named under the domain), or the
+    peer's own host name.
+    """
+    policy = {}
+    for host in sorted(peers):
+        for domain in _domains(hostvars, host):
+            policy[domain] = f"secure match=nexthop:dot-nexthop:{host.lower()}"
+    return policy
+
+
+def mail_backup_relay(primaries, hostvars):
+    """What a backup MX needs for the primaries it stands in for.
+
+    domains: every domain the primaries host; recipients: every address that exists
+    there (accounts and aliases; "@domain" for a catch-all); transport and tls_policy:
+    each domain goes to its own primary by name, over TLS verified against that name.
+    """
+    relay = {"domains": [], "recipients": [], "transport": {}, "tls_policy": {}}
+    for host in primaries:
+        if host not in hostvars:
+            raise ValueError(f"backup MX: primary {host!r} is not a host of the inventory")
+        domains = _domains(hostvars, host)
+        if not domains:
+            raise ValueError(f"backup MX: primary {host!r} hosts no mail_domains")
+        for domain in domains:
+            if domain in relay["transport"]:
+                raise ValueError(f"backup MX: domain {domain!r} is hosted by two primaries")
+            relay["domains"].append(domain)
+            relay["transport"][domain] = f"relay:[{host.lower()}]:25"
+        relay["tls_policy"][f"[{host.lower()}]:25"] = f"secure match={host.lower()}"
+        entries = hostvars[host].get("mail_accounts", []) + hostvars[host].get("mail_aliases", [])
+        relay["recipients"].extend(str(entry["address"]).lower() for entry in entries)
+    relay["domains"].sort()
+    relay["recipients"] = sorted(set(relay["recipients"]))
+    return relay
+
+
+class FilterModule:  # pylint: disable=too-few-public-methods
+    def filters(self):
+        return {"mail_peer_tls_policy": mail_peer_tls_policy, "mail_backup_relay": mail_backup_relay}

@@ -1,0 +1,56 @@
+"""The filters that give each host its part in a multi-host site (playbooks/filter_plugins/topology.py)."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location(
+    "topology", pathlib.Path(__file__).resolve().parents[2] / "playbooks/filter_plugins/topology.py")
+TOPOLOGY = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(TOPOLOGY)
+
+HOSTVARS = {
+    "mx.a.test": {"mail_domains": ["a.test", "A2.test"],
+                  "mail_accounts": [{"address": "alice@a.test"}],
+                  "mail_aliases": [{"address": "postmaster@a.test", "to": ["alice@a.test"]},
+                                   {"address": "@a2.test", "to": ["alice@a.test"]}]},
+    "mail.example.net": {"mail_domains": ["b.test"],
+                         "mail_accounts": [{"address": "Bob@b.test"}],
+                         "mail_aliases": []},
+    "mx2.b.test": {},
+}
+
+
+def test_peers_get_verified_tls_by_domain_and_by_their_host_name():
+    policy = TOPOLOGY.mail_peer_tls_policy(["mx.a.test", "mail.example.net"], HOSTVARS)
+    assert policy == {
+        "a.test": "secure match=nexthop:dot-nexthop:mx.a.test",
+        "a2.test": "secure match=nexthop:dot-nexthop:mx.a.test",
+        "b.test": "secure match=nexthop:dot-nexthop:mail.example.net",
+    }
+
+
+def test_no_peers_no_policy():
+    assert TOPOLOGY.mail_peer_tls_policy([], HOSTVARS) == {}
+
+
+def test_backup_relays_only_existing_recipients_to_each_domains_own_primary():
+    relay = TOPOLOGY.mail_backup_relay(["mx.a.test", "mail.example.net"], HOSTVARS)
+    assert relay["domains"] == ["a.test", "a2.test", "b.test"]
+    # Catch-all kept as @domain; addresses lower-cased, as Postfix looks them up.
+    assert relay["recipients"] == ["@a2.test", "alice@a.test", "bob@b.test", "postmaster@a.test"]
+    assert relay["transport"] == {"a.test": "relay:[mx.a.test]:25", "a2.test": "relay:[mx.a.test]:25",
+                                  "b.test": "relay:[mail.example.net]:25"}
+    assert relay["tls_policy"] == {"[mx.a.test]:25": "secure match=mx.a.test",
+                                   "[mail.example.net]:25": "secure match=mail.example.net"}
+
+
+@pytest.mark.parametrize("primaries, message", [
+    (["mx9.a.test"], "not a host of the inventory"),
+    (["mx2.b.test"], "hosts no mail_domains"),
+    (["mx.a.test", "mx.a.test"], "hosted by two primaries"),
+])
+def test_backup_of_a_wrong_primary_is_a_clear_error(primaries, message):
+    with pytest.raises(ValueError, match=message):
+        TOPOLOGY.mail_backup_relay(primaries, HOSTVARS)
