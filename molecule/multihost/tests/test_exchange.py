@@ -1,0 +1,59 @@
+"""Two organisations' servers exchange mail through real MX lookups, over verified TLS."""
+
+import time
+
+from conftest import PASSWORDS, host, journal, now, send_as, token, wait_for_message
+
+
+def test_mx_records_come_from_dns_records():
+    """The lab's resolver serves what dns_records.yml wrote: each domain's MX is its server."""
+    resolver = host("mx.a.test")
+    assert resolver.check_output("getent hosts mx.b.test").split()[1] == "mx.b.test"
+    answer = resolver.check_output(
+        "python3 -c \"import socket; print(socket.getaddrinfo('mx.b.test', 25)[0][4][0])\"")
+    assert answer == host("mx.b.test").check_output("hostname -I").split()[0]
+
+
+def test_a_to_b_arrives_over_verified_tls_and_dkim_verifies(probe):
+    tok = token()
+    since = now("mx.a.test")
+    send_as(probe, "mx.a.test", "alice@a.test", "bob@b.test", tok)
+    message = wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
+
+    # B's Received header for the hop from A: TLS, with the protocol recorded.
+    hop = [r for r in message.get_all("Received") if "from mx.a.test" in r and "by mx.b.test" in r]
+    assert hop, message.get_all("Received")
+    assert "ESMTPS" in hop[0] and "using TLSv1.3" in hop[0], hop[0]
+
+    # A checked B's certificate against the CA and B's name before sending.
+    log = journal("mx.a.test", "postfix*", since)
+    assert "Verified TLS connection established to mx.b.test" in log, log[-3000:]
+
+    # B verified a.test's DKIM signature with the key the lab's DNS serves.
+    results = " ".join(message.get_all("Authentication-Results") or [])
+    assert "dkim=pass" in results and "header.d=a.test" in results, results
+    assert "spf=pass" in results or "smtp.mailfrom=a.test" in results, results
+
+
+def test_unverifiable_peer_gets_nothing_until_it_verifies(probe):
+    """Without the CA that signed B's certificate, A keeps the mail queued; it never falls
+    back to unverified TLS. With the CA back, the same message goes out."""
+    a = host("mx.a.test")
+    root = "/usr/local/share/ca-certificates/mailbundle-lab-acme-root.crt"
+    tok = token()
+    a.check_output(f"mv {root} /root/lab-root.crt && update-ca-certificates --fresh >/dev/null && postfix reload")
+    try:
+        since = now("mx.a.test")
+        send_as(probe, "mx.a.test", "alice@a.test", "bob@b.test", tok)
+        deadline = time.monotonic() + 60
+        while "status=deferred (Server certificate not verified)" not in journal("mx.a.test", "postfix*", since):
+            assert time.monotonic() < deadline, journal("mx.a.test", "postfix*", since)[-3000:]
+            time.sleep(2)
+        assert "bob@b.test" in a.check_output("postqueue -j")
+        unsent = probe("imap", "mx.b.test", 993, "--tls", "--user", "bob@b.test", "--password", PASSWORDS["bob@b.test"],
+                       "--token", tok)
+        assert unsent["found"] == 0, unsent
+    finally:
+        a.check_output(f"mv /root/lab-root.crt {root} && update-ca-certificates >/dev/null && postfix reload")
+    a.check_output("postqueue -f")
+    wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
