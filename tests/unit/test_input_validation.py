@@ -28,13 +28,12 @@ BAD_VALUES = [
 ]
 
 
-def _run(tmp_path, name, value, playbook=PLAYBOOK):
+LOCAL = f"          ansible_connection: local\n          ansible_python_interpreter: {sys.executable}\n"
+
+
+def _run(tmp_path, name, value, playbook=PLAYBOOK, inventory_text=None, extra=()):
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n"
-        "          ansible_connection: local\n"
-        f"          ansible_python_interpreter: {sys.executable}\n"
-    )
+    inventory.write_text(inventory_text or "all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n" + LOCAL)
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -47,7 +46,7 @@ def _run(tmp_path, name, value, playbook=PLAYBOOK):
     )
     return subprocess.run(
         [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "--check", "-i", str(inventory), str(playbook), "-e", f"{name}={value}" if name else value,
-         "-e", "ansible_become=false"],
+         "-e", "ansible_become=false", *extra],
         capture_output=True, text=True, env=env, check=False, timeout=300, cwd=ROOT,
     )
 
@@ -223,21 +222,11 @@ BAD_BACKUP_MX = [
                          ids=[row[0] for row in BAD_BACKUP_MX])
 def test_a_bad_backup_mx_fails_before_any_change(tmp_path, values, extra_groups, message):
     """mail.yml (check mode, this machine) stops at its checks, before certbot runs on the host."""
-    host = f"          ansible_connection: local\n          ansible_python_interpreter: {sys.executable}\n"
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n" + host
-        + "".join(f"        mx2.example.test:\n{host}" for _ in extra_groups)
-        + "    backup_mx:\n      hosts:\n        mx2.example.test:\n" + host
-    )
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-               ANSIBLE_BECOME="false", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_STRATEGY="linear")
-    run = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "--check", "-i", str(inventory),
-         str(ROOT / "playbooks/mail.yml"), "--limit", "mx2.example.test", "-e", json.dumps({**ACCOUNTS, **values}),
-         "-e", "ansible_become=false"],
-        capture_output=True, text=True, env=env, check=False, timeout=300, cwd=ROOT,
-    )
+    inventory = ("all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n" + LOCAL
+                 + "".join(f"        mx2.example.test:\n{LOCAL}" for _ in extra_groups)
+                 + "    backup_mx:\n      hosts:\n        mx2.example.test:\n" + LOCAL)
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **values}), playbook=ROOT / "playbooks/mail.yml",
+               inventory_text=inventory, extra=("--limit", "mx2.example.test"))
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert message in out, out
