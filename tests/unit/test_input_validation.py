@@ -215,6 +215,7 @@ BAD_BACKUP_MX = [
     ("bad queue lifetime", {"mail_backup_mx_queue_lifetime": "forever"}, [],
      "postfix_queue_lifetime 'forever' must be"),
     ("also a mail store", {}, ["mailservers"], "is in both mailservers and backup_mx"),
+    ("a smarthost", {"mail_smarthost": {"host": "smtp.example.net"}}, [], "has mail_smarthost, which only mail servers"),
 ]
 
 
@@ -232,3 +233,38 @@ def test_a_bad_backup_mx_fails_before_any_change(tmp_path, values, extra_groups,
     assert message in out, out
     assert "changed=0" in out, out
     assert "TASK [certbot" not in out, out
+
+
+BAD_SMARTHOST = [
+    ("implicit TLS port", {"host": "smtp.example.net", "port": 465, "username": "mx1", "password": "s3cret-relay-pw"},
+     "Postfix does not speak implicit TLS on 465"),
+    ("misspelt key", {"host": "smtp.example.net", "user": "mx1", "password": "s3cret-relay-pw"},
+     "it has ['host', 'user', 'password']"),
+    ("password without login", {"host": "smtp.example.net", "password": "s3cret-relay-pw"}, "go together"),
+    ("password with a trailing space", {"host": "smtp.example.net", "username": "mx1", "password": "s3cret-relay-pw "},
+     "go together"),
+    ("not a host name", {"host": "smtp example.net"}, "The relay host 'smtp example.net'"),
+    ("unverifiable TLS level", {"host": "smtp.example.net", "tls": "may"}, "the TLS level secure or encrypt"),
+    ("no host", {"username": "mx1", "password": "s3cret-relay-pw"}, "mail_smarthost must be a mapping with host"),
+]
+
+
+@pytest.mark.parametrize(("smarthost", "message"), [row[1:] for row in BAD_SMARTHOST], ids=[row[0] for row in BAD_SMARTHOST])
+def test_a_bad_smarthost_fails_before_any_change_without_showing_the_password(tmp_path, smarthost, message):
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, "mail_smarthost": smarthost}), playbook=ROOT / "playbooks/mail.yml")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert message in out, out
+    assert "changed=0" in out, out
+    assert "TASK [certbot" not in out, out
+    assert "s3cret-relay-pw" not in out, out
+
+
+def test_a_good_smarthost_passes_validation(tmp_path):
+    # Positive control: a complete setting gets past both smarthost checks.
+    smarthost = {"host": "smtp.example.net", "port": 587, "username": "mx1@example.test", "password": "s3cret relay:pw"}
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, "mail_smarthost": smarthost}), playbook=ROOT / "playbooks/mail.yml")
+    out = run.stdout + run.stderr
+    assert "Assert the login at the relay host is complete and fits its table" in out, out
+    assert "fatal" not in out.split("Validate the DKIM inputs")[0], out
+    assert "s3cret relay:pw" not in out, out
