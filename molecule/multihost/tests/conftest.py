@@ -78,12 +78,13 @@ def now(server):
     return host(server).check_output("date +%s")
 
 
-def run_playbook(playbook, *inventories, limit=None):
+def run_playbook(playbook, *inventories, limit=None, output=None):
     """Run a project playbook with the scenario's inventory (and more inventory files).
 
     Returns {host: [names of the tasks that changed it]}, every host of the run listed.
     A task delegated to the controller (a file written there) counts for the host it ran
-    for, as Ansible's own recap counts it.
+    for, as Ansible's own recap counts it. A list given as output gets the run's whole
+    output appended.
     """
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"), ANSIBLE_PIPELINING="true",
                ANSIBLE_STRATEGY_PLUGINS=str(PROJECT / "plugins/strategy"), ANSIBLE_STRATEGY="mitogen_linear",
@@ -96,6 +97,8 @@ def run_playbook(playbook, *inventories, limit=None):
     result = subprocess.run([*command, str(PROJECT / playbook)], capture_output=True, text=True, env=env,
                             check=False, timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    if output is not None:
+        output.append(result.stdout + result.stderr)
     # The JSON document starts on a line of its own; the task timer (profile_tasks)
     # prints around it.
     start = 0 if result.stdout.startswith("{\n") else result.stdout.index("\n{\n") + 1
