@@ -4,6 +4,7 @@ The tests here run in order: the host is added and converged, then it stands in 
 b.test's server while that is down.
 """
 
+import json
 import time
 
 import pytest
@@ -55,6 +56,19 @@ def test_records_name_the_backup_as_next_mx(added):
     assert host("mx.a.test").check_output(f"getent hosts {NEW}").split()[1] == NEW
 
 
+def monitor(name):
+    """The host's checks as mail-monitor sees them now (--status alerts nobody)."""
+    return json.loads(host(name).check_output("/usr/local/sbin/mail-monitor --status"))["checks"]
+
+
+def test_backup_is_watched_without_a_mail_store():
+    checks = monitor(NEW)
+    assert sorted(checks) == ["certificate", "disk", "queue", "services"], checks
+    assert all(check["ok"] for check in checks.values()), checks
+    assert checks["services"]["message"] == "services: all running", checks["services"]
+    assert host(NEW).service("mail-monitor.timer").is_running
+
+
 def test_backup_listens_on_smtp_only(client):
     from_outside = client.run(
         "python3 -c \"import socket\nfor p in (25, 465, 587, 143, 993):\n"
@@ -94,6 +108,9 @@ def test_backup_holds_mail_while_b_is_down_and_delivers_after(probe):
         assert f"Verified TLS connection established to {NEW}" in journal("mx.a.test", "postfix*", since_a)
         queued = journal(NEW, "postfix*", since_backup)
         assert "connect to mx.b.test" in queued and "Connection refused" in queued, queued[-3000:]
+        # The backup's own monitoring sees the mail it holds.
+        queue = monitor(NEW)["queue"]
+        assert queue["metrics"]["queue_active"] + queue["metrics"]["queue_deferred"] >= 1, queue
     finally:
         b.check_output("systemctl start postfix")
     since_backup = now(NEW)
