@@ -9,9 +9,11 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAB = ROOT / "inventory/lab"
-IMPLICIT_TLS = {465, 993, 995}
+IMPLICIT_TLS = {465, 993, 995, 443}
 SERVICES = {25: "SMTP (MX)", 465: "submissions", 587: "submission", 143: "IMAP",
-            993: "IMAPS", 110: "POP3", 995: "POP3S", 4190: "ManageSieve"}
+            993: "IMAPS", 110: "POP3", 995: "POP3S", 4190: "ManageSieve", 443: "HTTPS"}
+# HTTPS speaks only when asked: the Thunderbird document of the first lab domain.
+HTTP_REQUEST = b"HEAD /mail/config-v1.1.xml HTTP/1.0\r\nHost: autoconfig.example.test\r\n\r\n"
 
 
 def probe(port, container_port):
@@ -25,6 +27,8 @@ def probe(port, container_port):
                 ctx.verify_mode = ssl.CERT_NONE
                 sock = ctx.wrap_socket(raw)
             sock.settimeout(3)
+            if container_port == 443:
+                sock.sendall(HTTP_REQUEST)
             line = sock.recv(200).decode(errors="replace").splitlines()
             if line:
                 prefix = f"{sock.version()} " if container_port in IMPLICIT_TLS else ""

@@ -50,6 +50,15 @@ def mail_backup_relay(primaries, hostvars):
     return relay
 
 
+def mail_backups_of(backups, primary, hostvars, mailservers):
+    """The backup MX hosts that stand in for the primary (their mail_backup_mx_for, by
+    default every host in mailservers), in order: the MX hosts of the primary's domains
+    after the primary itself (the MTA-STS policy lists them all)."""
+    return [host.lower() for host in sorted(backups)
+            if primary in hostvars[host].get("mail_backup_mx_for", mailservers)]
+
+
 class FilterModule:  # pylint: disable=too-few-public-methods
     def filters(self):
-        return {"mail_peer_tls_policy": mail_peer_tls_policy, "mail_backup_relay": mail_backup_relay}
+        return {"mail_peer_tls_policy": mail_peer_tls_policy, "mail_backup_relay": mail_backup_relay,
+                "mail_backups_of": mail_backups_of}

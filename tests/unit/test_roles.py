@@ -50,9 +50,13 @@ def test_role_tls_defaults_are_the_site_tls_policy():
     policy = _yaml(ROOT / "playbooks/vars/tls_policy.yml")
     postfix = _yaml(ROOT / "roles/postfix/defaults/main.yml")
     dovecot = _yaml(ROOT / "roles/dovecot/defaults/main.yml")
-    assert postfix["postfix_tls_ciphers"] == dovecot["dovecot_tls_ciphers"] == policy["mail_tls_policy_ciphers"]
-    assert postfix["postfix_tls_curves"] == dovecot["dovecot_tls_curves"] == policy["mail_tls_policy_curves"]
-    assert postfix["postfix_tls_min_protocol"] == dovecot["dovecot_tls_min_protocol"] == "TLSv1.2"
+    web = _yaml(ROOT / "roles/web/defaults/main.yml")
+    assert postfix["postfix_tls_ciphers"] == dovecot["dovecot_tls_ciphers"] == web["web_tls_ciphers"] \
+        == policy["mail_tls_policy_ciphers"]
+    assert postfix["postfix_tls_curves"] == dovecot["dovecot_tls_curves"] == web["web_tls_curves"] \
+        == policy["mail_tls_policy_curves"]
+    assert postfix["postfix_tls_min_protocol"] == dovecot["dovecot_tls_min_protocol"] == web["web_tls_min_protocol"] \
+        == "TLSv1.2"
     assert "mail_tls_min_protocol | default('TLSv1.2')" in policy["mail_tls_policy_min_protocol"]
     assert "mail_tls_smtp_inbound_min_protocol | default('TLSv1.2')" in policy["mail_tls_policy_smtp_inbound_min_protocol"]
     # Nothing weaker than the intermediate profile slips into the list.

@@ -54,3 +54,14 @@ def test_backup_relays_only_existing_recipients_to_each_domains_own_primary():
 def test_backup_of_a_wrong_primary_is_a_clear_error(primaries, message):
     with pytest.raises(ValueError, match=message):
         TOPOLOGY.mail_backup_relay(primaries, HOSTVARS)
+
+
+def test_backups_of_a_primary_are_those_standing_in_for_it():
+    hostvars = {"backup1.test": {}, "backup2.test": {"mail_backup_mx_for": ["mail.example.net"]},
+                "Backup0.test": {"mail_backup_mx_for": ["mx.a.test", "mail.example.net"]}}
+    mailservers = ["mx.a.test", "mail.example.net"]
+    assert TOPOLOGY.mail_backups_of(list(hostvars), "mx.a.test", hostvars, mailservers) == \
+        ["backup0.test", "backup1.test"]
+    assert TOPOLOGY.mail_backups_of(list(hostvars), "mail.example.net", hostvars, mailservers) == \
+        ["backup0.test", "backup1.test", "backup2.test"]
+    assert TOPOLOGY.mail_backups_of([], "mx.a.test", hostvars, mailservers) == []
