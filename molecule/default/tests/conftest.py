@@ -149,3 +149,33 @@ def wait_for(probe, user, password, tok, port=993, *flags, timeout=60):
         if seen.get("found") or time.time() > deadline:
             return seen
         time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def zones(tmp_path_factory):
+    """The zone snippets of dns_records.yml, parsed by dnspython: {domain: Zone}; written
+    afresh for each test module."""
+    import dns.zone
+
+    domains = lab_value("all", "mail", "mail_domains")
+    folder = tmp_path_factory.mktemp("dns-records")
+    run = run_playbook("playbooks/dns_records.yml", "-e", f"dns_records_dir={folder}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    found = {path.name.removesuffix(".zone") for path in folder.glob("*.zone")}
+    assert found == set(domains), found
+    return {domain: dns.zone.from_text((folder / f"{domain}.zone").read_text(), origin=domain,
+                                       relativize=False, check_origin=False)
+            for domain in domains}
+
+
+def txt(zones, name):
+    """The TXT value at a name, strings joined, as dkimpy's DNS function returns it."""
+    import dns.rdatatype
+
+    name = name.rstrip(".")
+    for domain, zone in zones.items():
+        if name == domain or name.endswith("." + domain):
+            rdataset = zone.get_rdataset(name + ".", dns.rdatatype.TXT)
+            if rdataset:
+                return b"".join(next(iter(rdataset)).strings)
+    return None

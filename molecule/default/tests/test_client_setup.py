@@ -8,8 +8,7 @@ import subprocess
 import pathlib
 
 import pytest
-from conftest import RUNNER, addresses, lab_value, ports, run_site, token, wait_for
-from test_dkim import txt, zones  # noqa: F401  (zones: a fixture used below)
+from conftest import RUNNER, addresses, lab_value, ports, run_site, token, txt, wait_for
 
 DOMAINS = lab_value("all", "mail", "mail_domains")
 STS_MODE = lab_value("mailservers", "web", "mail_mta_sts_mode")
@@ -132,7 +131,7 @@ def test_plain_http_redirects_to_https(client):
         assert out == "301 " + url.replace("http://", "https://"), out
 
 
-def test_dns_records_name_the_web_names_and_the_policy(zones, mail):  # noqa: F811
+def test_dns_records_name_the_web_names_and_the_policy(zones, mail):
     for domain in DOMAINS:
         zone = zones[domain]
         for label in ("autoconfig", "autodiscover", "mta-sts"):

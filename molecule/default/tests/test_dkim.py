@@ -7,39 +7,13 @@ letting it out unsigned."""
 import base64
 
 import dkim
-import dns.rdatatype
-import dns.zone
 import pytest
-from conftest import lab_value, run_playbook, run_site, token, wait_for
+from conftest import lab_value, run_site, token, txt, wait_for
 from test_mail import ALICE, BOB, CAROL, send25
 
 SELECTORS = lab_value("mailservers", "dkim", "opendkim_selectors")
 DOMAINS = lab_value("all", "mail", "mail_domains")
 KEY_DIR = "/etc/opendkim/keys"
-
-
-@pytest.fixture(scope="module")
-def zones(tmp_path_factory):
-    """The zone snippets of dns_records.yml, parsed by dnspython: {domain: Zone}."""
-    folder = tmp_path_factory.mktemp("dns-records")
-    run = run_playbook("playbooks/dns_records.yml", "-e", f"dns_records_dir={folder}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    found = {path.name.removesuffix(".zone") for path in folder.glob("*.zone")}
-    assert found == set(DOMAINS), found
-    return {domain: dns.zone.from_text((folder / f"{domain}.zone").read_text(), origin=domain,
-                                       relativize=False, check_origin=False)
-            for domain in DOMAINS}
-
-
-def txt(zones, name):
-    """The TXT value at a name, strings joined, as dkimpy's DNS function returns it."""
-    name = name.rstrip(".")
-    for domain, zone in zones.items():
-        if name == domain or name.endswith("." + domain):
-            rdataset = zone.get_rdataset(name + ".", dns.rdatatype.TXT)
-            if rdataset:
-                return b"".join(next(iter(rdataset)).strings)
-    return None
 
 
 def fetch(probe, user, password, tok):
