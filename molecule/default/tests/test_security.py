@@ -14,7 +14,9 @@ import yaml
 from conftest import PROJECT, RUNNER, addresses, lab_value, ports, run_site, token, wait_for
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
-PUBLIC = [25, 465, 587, 143, 993, 110, 995, 4190]
+# The mail ports, and nginx's 80 and 443: the lab serves client settings and MTA-STS
+# (inventory/lab/group_vars/mailservers/web.yml).
+PUBLIC = [25, 465, 587, 143, 993, 110, 995, 4190, 80, 443]
 # A port nothing of ours uses; the test opens a listener on it on every address.
 DECOY = 8025
 
