@@ -177,6 +177,11 @@ MALFORMED_INVENTORIES = [
      "ratelimit_limits: [200, -3600] is not [recipients, seconds]"),
     ("bad kernel setting", "security.yml", {"sysctl_settings": {"net/ipv4/ip_forward": 1}},
      "sysctl_settings: 'net/ipv4/ip_forward: 1' is not a kernel setting"),
+    ("unknown MTA-STS mode", "mail.yml", {"mail_mta_sts_mode": "enforcing"}, "MTA-STS: the mode 'enforcing' must be"),
+    ("MTA-STS policy cached for a minute", "mail.yml", {"mail_mta_sts_mode": "testing", "mail_mta_sts_max_age": 60},
+     "max_age (60) between 86400"),
+    ("client settings with no submission port open", "mail.yml",
+     {"mail_autoconfig": True, "mail_public_tcp_ports": [25, 993]}, "leave clients without IMAP/POP3"),
 ]
 
 
