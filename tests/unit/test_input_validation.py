@@ -182,6 +182,10 @@ MALFORMED_INVENTORIES = [
      "max_age (60) between 86400"),
     ("client settings with no submission port open", "mail.yml",
      {"mail_autoconfig": True, "mail_public_tcp_ports": [25, 993]}, "leave clients without IMAP/POP3"),
+    ("webmail name that is not a DNS name", "mail.yml", {"mail_webmail": True, "mail_webmail_name": "Web Mail"},
+     "webmail_server_name 'Web Mail' must be a lowercase DNS name"),
+    ("webmail upload limit of 0", "mail.yml", {"mail_webmail": True, "webmail_upload_max_mb": 0},
+     "upload limit (0 MB)"),
 ]
 
 

@@ -129,6 +129,16 @@ def addresses(name):
     return {"ipv4": ipv4, "ipv6": ipv6}
 
 
+@pytest.fixture(scope="module")
+def mx_addresses(mail_name):
+    return addresses(mail_name)
+
+
+@pytest.fixture(scope="module")
+def attacker_address():
+    return addresses(RUNNER.get_hosts("lab_attackers")[0])
+
+
 def queue_entries(mail):
     """Every message in the mail host's Postfix queue, as postqueue -j lists it."""
     import json

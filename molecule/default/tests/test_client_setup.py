@@ -139,21 +139,41 @@ def test_dns_records_name_the_web_names_and_the_policy(zones, mail):
             assert [r.target.to_text() for r in cname] == ["mx1.example.test."], (domain, label)
         served = mail.check_output(f"sha256sum /var/www/mail-mta-sts/{domain}/mta-sts.txt")[:20]
         assert txt(zones, f"_mta-sts.{domain}") == f"v=STSv1; id={served}".encode()
+    # The webmail's name, under the domain it belongs to.
+    webmail = lab_value("mailservers", "web", "mail_webmail_name")
+    cname = zones["example.test"].get_rdataset(f"{webmail}.", "CNAME")
+    assert cname is not None and [r.target.to_text() for r in cname] == ["mx1.example.test."], webmail
 
 
 def certificate_names(mail):
     return mail.check_output("openssl x509 -in /etc/letsencrypt/live/mail/cert.pem -noout -ext subjectAltName")
 
 
-def test_turning_it_off_frees_port_80_and_closes_443(client, probe, mail, mail_name, settings_client, passwords):
+def test_turning_the_webmail_then_everything_off_frees_port_80_and_closes_443(client, probe, mail, mail_name, settings_client, passwords):
     # probe: copies the port prober to the client. Only the roles concerned run.
     address = addresses(mail_name)["ipv4"]
     assert ports(client, address, [443])[443] == "open"
-    off = run_site("--tags", "web,certbot,firewall", "-e", "mail_autoconfig=false", "-e", "mail_mta_sts_mode=off")
+    php_fpm = "php{}-fpm".format(mail.check_output("php -r 'echo PHP_MAJOR_VERSION . \".\" . PHP_MINOR_VERSION;'"))
+    webmail = lab_value("mailservers", "web", "mail_webmail_name")
+    # The webmail alone first: its name answers 404, its PHP workers stop, nginx goes on
+    # serving the client settings.
+    only = run_site("--tags", "webmail", "-e", "mail_webmail=false")
+    assert only.returncode == 0, only.stdout[-3000:]
+    status = client.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {ROOT} https://{webmail}/")
+    assert status == "404", status
+    assert mail.run(f"systemctl is-active {php_fpm}").stdout.strip() == "inactive"
+    assert settings_client("thunderbird", ALICE, passwords[ALICE])["status"] == 200
+    off = run_site("--tags", "web,certbot,firewall,webmail", "-e", "mail_autoconfig=false", "-e", "mail_mta_sts_mode=off",
+                   "-e", "mail_webmail=false")
     try:
         assert off.returncode == 0, off.stdout[-3000:]
         assert mail.run("systemctl is-active nginx").stdout.strip() == "inactive"
         assert mail.run("systemctl is-enabled nginx").stdout.strip() == "disabled"
+        # The webmail's PHP workers stop too; its database stays.
+        assert mail.run(f"systemctl is-active {php_fpm}").stdout.strip() == "inactive"
+        assert mail.run(f"systemctl is-enabled {php_fpm}").stdout.strip() == "disabled"
+        assert not mail.file("/etc/nginx/sites-enabled/mail-webmail.conf").exists
+        assert mail.file("/var/lib/mailbundle-webmail/roundcube.sqlite").exists
         names = certificate_names(mail)
         assert "mail.example.test" in names and "autoconfig.example.test" not in names, names
         # The certificate was got with certbot's own listener on 80, as renewals will be.
@@ -161,9 +181,12 @@ def test_turning_it_off_frees_port_80_and_closes_443(client, probe, mail, mail_n
         assert "authenticator = standalone" in renewal, renewal
         assert ports(client, address, [443])[443] != "open"
     finally:
-        on = run_site("--tags", "web,certbot,firewall,autoconfig")
+        on = run_site("--tags", "web,certbot,firewall,autoconfig,webmail")
     assert on.returncode == 0, on.stdout[-3000:]
     assert mail.run("systemctl is-active nginx").stdout.strip() == "active"
+    assert mail.run(f"systemctl is-active {php_fpm}").stdout.strip() == "active"
+    page = client.check_output(f"curl -sS --cacert {ROOT} https://{webmail}/")
+    assert 'id="rcmloginuser"' in page
     assert "autoconfig.example.test" in certificate_names(mail)
     assert "authenticator = webroot" in mail.file("/etc/letsencrypt/renewal/mail.conf").content_string
     answer = settings_client("thunderbird", ALICE, passwords[ALICE])

@@ -27,16 +27,6 @@ def scripts(probe, attacker_probe):
 
 
 @pytest.fixture(scope="module")
-def mx_addresses(mail_name):
-    return addresses(mail_name)
-
-
-@pytest.fixture(scope="module")
-def attacker_address():
-    return addresses(RUNNER.get_hosts("lab_attackers")[0])
-
-
-@pytest.fixture(scope="module")
 def listeners(mail):
     """Every TCP port the mail host listens on, on any address."""
     out = mail.check_output("ss -Htln")

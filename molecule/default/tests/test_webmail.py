@@ -1,0 +1,119 @@
+"""The webmail (Roundcube) in a real browser, from the client host: Debian's Chromium
+logs in, finds a message the test delivered, replies (the reply arrives), and logs out;
+a wrong password gets an error and no session; a password guesser is banned; the site
+serves Roundcube's pages and nothing of its code or configuration.
+
+Screenshots of each step are copied to .artifacts/webmail-<release>/ in the project."""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+from conftest import PROJECT, RUNNER, lab_value, ports, token, wait_for
+
+NAME = lab_value("mailservers", "web", "mail_webmail_name")
+URL = f"https://{NAME}/"
+ROOT = "/root/acme-root.pem"
+SHOTS = "/root/webmail-shots"
+ALICE, BOB = "alice@example.test", "bob@example.test"
+ARTIFACTS = PROJECT / ".artifacts" / f"webmail-{os.environ.get('MOLECULE_DISTRO', 'trixie')}"
+
+
+def _copy_script(group):
+    name = RUNNER.get_hosts(group)[0]
+    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / "webmail.py"), f"{name}:/root/webmail.py"],
+                   check=True)
+    return name
+
+
+def _runner(host):
+    def run(*args):
+        result = host.run("python3 /root/webmail.py " + " ".join(f"'{a}'" for a in args))
+        assert result.rc == 0, result.stderr[-3000:]
+        return json.loads(result.stdout)
+    return run
+
+
+@pytest.fixture(scope="module")
+def browser(client):
+    """Runs the browser on the client; the lab CA's root is fetched fresh (Pebble makes
+    a new one at every start)."""
+    _copy_script("lab_clients")
+    client.check_output(f"curl -fsS https://ca.example.test:15000/roots/0 -o {ROOT}")
+    run = _runner(client)
+    return lambda user, password, *extra: run("browser", "--url", URL, "--user", user, "--password", password,
+                                              "--cafile", ROOT, "--shots", SHOTS, *extra)
+
+
+def test_browser_logs_in_reads_replies_and_logs_out(browser, client, probe, passwords):
+    tok = token()
+    sent = probe("smtp", 587, "--starttls", "--user", BOB, "--password", passwords[BOB],
+                 "--mail-from", BOB, "--rcpt", ALICE, "--token", tok)
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
+
+    reply = token()
+    client.run(f"rm -rf {SHOTS}")
+    answer = browser(ALICE, passwords[ALICE], "--open-token", tok, "--reply-token", reply)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["docker", "cp", f"{RUNNER.get_hosts('lab_clients')[0]}:{SHOTS}/.", str(ARTIFACTS)], check=True)
+    print(f"screenshots: {ARTIFACTS}")
+
+    assert answer["login"], answer
+    assert answer["found"] and answer["body_shows_token"], answer
+    assert any(BOB in recipient for recipient in answer["reply_to"]), answer
+    assert answer["sent"], answer
+    assert answer["logged_out"], answer
+    # The reply went out through Postfix with Alice's own login and reached Bob.
+    arrived = wait_for(probe, BOB, passwords[BOB], reply, 993, "--body", reply)
+    assert arrived["found"] == 1, arrived
+    assert (ARTIFACTS / "message.png").stat().st_size > 10_000
+
+
+def test_wrong_password_shows_an_error_and_opens_no_session(browser, passwords):
+    answer = browser(ALICE, "not-" + passwords[ALICE])
+    assert not answer["login"], answer
+    assert "alert" in answer["error_class"] and "login failed" in answer["error"].lower(), answer
+    assert answer["login_form_shown"], answer
+
+
+@pytest.fixture
+def attacker_unbanned(mail, attacker_address):
+    yield
+    mail.run(f"fail2ban-client unban {attacker_address['ipv4']} {attacker_address['ipv6']}")
+
+
+def test_password_guessing_in_the_webmail_bans_the_guesser(mail, attacker, attacker_probe, attacker_address,
+                                                           mx_addresses, attacker_unbanned):
+    # attacker_probe: copies the port prober to the attacker.
+    maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
+    _copy_script("lab_attackers")
+    # A made-up address: Roundcube's own per-user limit would stop counting a real
+    # user's failures (and lock Alice out for a minute).
+    answer = _runner(attacker)("guess", "--url", URL, "--user", "admin@example.test", "--family", "4",
+                               "--attempts", str(2 * maxretry))
+    assert answer["blocked"] and answer["attempts"] <= maxretry + 1, answer
+    assert "webmail" in mail.check_output(f"fail2ban-client banned {attacker_address['ipv4']}")
+    seen = ports(attacker, mx_addresses["ipv4"], [443, 993], timeout=2)
+    assert set(seen.values()) <= {"timeout", "refused"}, seen
+
+
+@pytest.mark.parametrize("path", ["config/config.inc.php", "plugins/managesieve/config.inc.php",
+                                  "program/include/iniset.php", "SQL/sqlite.initial.sql", ".htaccess",
+                                  "composer.json", "installer/", "logs/errors.log"])
+def test_code_and_configuration_are_not_served(client, path):
+    status = client.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {ROOT} {URL}{path}")
+    assert status == "404", (path, status)
+
+
+def test_login_page_is_served_with_security_headers(client):
+    head = client.check_output(f"curl -fsS -D - -o /dev/null --cacert {ROOT} {URL}").lower()
+    assert "strict-transport-security: max-age=" in head
+    assert "content-security-policy: default-src 'self'" in head
+    assert "x-content-type-options: nosniff" in head
+    assert "x-powered-by" not in head
+    # Plain HTTP goes to HTTPS.
+    status = client.check_output(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{NAME}/")
+    assert status == f"301 {URL}", status

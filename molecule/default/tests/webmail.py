@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""The webmail as its users and its attackers meet it, run on a client host.
+
+  webmail.py browser --url URL --user ADDRESS --password PW --cafile PEM --shots DIR
+                     [--open-token T --reply-token R]
+      Debian's Chromium, headless, driven through Selenium: logs in; with --open-token,
+      finds that message in the inbox, opens it, replies with R in the body and sends;
+      then logs out. The certificate is verified against the CA in PEM (an NSS database
+      of its own, as Chromium reads trust from there). Screenshots go to DIR.
+
+  webmail.py guess --url URL --user ADDRESS --attempts N [--family 4|6]
+      A password guesser with no browser: fetches the login form and posts a wrong
+      password, N times, each in a new session, until the server stops accepting
+      connections.
+
+Prints one JSON object.
+"""
+
+import argparse
+import http.cookiejar
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def browser(args):
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    home = tempfile.mkdtemp(prefix="webmail-browser-")
+    nssdb = os.path.join(home, ".pki", "nssdb")
+    os.makedirs(nssdb)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "lab-acme-root", "-i", args.cafile],
+                   check=True)
+    os.environ["HOME"] = home
+    os.makedirs(args.shots, exist_ok=True)
+
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                 f"--user-data-dir={home}/profile", "--lang=en-US"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    wait = WebDriverWait(driver, 30)
+    answer = {"shots": []}
+
+    def shot(name):
+        path = os.path.join(args.shots, f"{name}.png")
+        driver.save_screenshot(path)
+        answer["shots"].append(path)
+
+    def visible(selector):
+        return [e for e in driver.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
+
+    try:
+        driver.get(args.url)
+        wait.until(EC.visibility_of_element_located((By.ID, "rcmloginuser")))
+        answer["title"] = driver.title
+        driver.find_element(By.ID, "rcmloginuser").send_keys(args.user)
+        driver.find_element(By.ID, "rcmloginpwd").send_keys(args.password)
+        driver.find_element(By.ID, "rcmloginsubmit").click()
+        # A refused login stays on the login page with an error or warning in Roundcube's
+        # message stack (read in one script: the page replaces these elements as it goes).
+        state_script = """
+            var list = document.getElementById('messagelist');
+            var shown = Array.from(document.querySelectorAll('#messagestack > div'))
+                .filter(function (e) { return /error|warning/.test(e.className); });
+            return {list: !!(list && list.offsetParent),
+                    text: shown.length ? shown[0].innerText : '', cls: shown.length ? shown[0].className : ''};
+        """
+        try:
+            state = wait.until(lambda d: (lambda s: s if s["list"] or s["text"] else False)(
+                d.execute_script(state_script)))
+        except TimeoutException:
+            state = driver.execute_script(state_script)
+        answer["error"], answer["error_class"] = state["text"], state["cls"]
+        answer["login"] = bool(visible("#messagelist")) and "_task=mail" in driver.current_url
+        shot("after-login")
+        if not answer["login"]:
+            answer["login_form_shown"] = bool(visible("#rcmloginuser"))
+            return answer
+
+        if args.open_token:
+            row_selector = "#messagelist tbody tr"
+            deadline = time.time() + 60
+            rows = []
+            while time.time() < deadline:
+                rows = [r for r in driver.find_elements(By.CSS_SELECTOR, row_selector) if args.open_token in r.text]
+                if rows:
+                    break
+                time.sleep(3)
+                driver.refresh()
+                wait.until(EC.presence_of_element_located((By.ID, "messagelist")))
+            answer["found"] = bool(rows)
+            shot("inbox")
+            if not rows:
+                return answer
+            link = rows[0].find_element(By.CSS_SELECTOR, "td.subject a")
+            driver.get(link.get_attribute("href"))
+            body = wait.until(EC.visibility_of_element_located((By.ID, "messagebody")))
+            answer["body_shows_token"] = args.open_token in body.text
+            shot("message")
+
+            visible("a.reply")[0].click()
+            compose = wait.until(EC.visibility_of_element_located((By.ID, "composebody")))
+            answer["reply_to"] = [e.text for e in visible(".recipient-input .recipient")] or [
+                e.get_attribute("value") for e in driver.find_elements(By.ID, "_to")]
+            compose.send_keys(Keys.CONTROL, Keys.HOME)
+            compose.send_keys(f"Reply {args.reply_token}\n")
+            shot("reply")
+            visible("button.send, a.send, input.send")[0].click()
+            try:
+                wait.until(lambda d: "_action=compose" not in d.current_url or visible("#messagestack .confirmation"))
+                confirmations = visible("#messagestack .confirmation")
+                answer["sent_notice"] = confirmations[0].text if confirmations else ""
+                answer["sent"] = "_action=compose" not in driver.current_url or bool(confirmations)
+            except TimeoutException:
+                errors = visible("#messagestack .error")
+                answer["sent_error"] = errors[0].text if errors else ""
+                answer["sent"] = False
+            shot("sent")
+
+        visible("a.logout")[0].click()
+        wait.until(EC.visibility_of_element_located((By.ID, "rcmloginuser")))
+        answer["logged_out"] = True
+        shot("logged-out")
+        return answer
+    finally:
+        driver.quit()
+
+
+def guess(args):
+    """Wrong passwords through the login form, the way a bot posts them."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if args.family:
+        # One address family only: a ban is per address, and a client with both would
+        # simply come back over the other.
+        family = socket.AF_INET if args.family == 4 else socket.AF_INET6
+        resolve = socket.getaddrinfo
+        socket.getaddrinfo = lambda *a, **k: [r for r in resolve(*a, **k) if r[0] == family]
+    made = 0
+    for _ in range(args.attempts):
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                             urllib.request.HTTPSHandler(context=context))
+        try:
+            page = opener.open(args.url, timeout=8).read().decode()
+            form_token = re.search(r'name="_token" value="([^"]+)"', page).group(1)
+            data = urllib.parse.urlencode({"_token": form_token, "_task": "login", "_action": "login",
+                                           "_timezone": "UTC", "_url": "", "_user": args.user,
+                                           "_pass": "wrong-" + form_token[:8]}).encode()
+            try:
+                opener.open(args.url + "?_task=login", data, timeout=8).read()
+            except urllib.error.HTTPError as error:
+                if error.code != 401:
+                    raise
+            made += 1
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+            # Banned if a new connection is not even accepted; a slow answer is not a ban.
+            host = urllib.parse.urlsplit(args.url).hostname
+            try:
+                socket.create_connection((host, 443), timeout=3).close()
+            except OSError:
+                return {"attempts": made, "blocked": True, "error": str(error)}
+            return {"attempts": made, "blocked": False, "error": str(error)}
+    return {"attempts": made, "blocked": False}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    b = sub.add_parser("browser")
+    b.add_argument("--url", required=True)
+    b.add_argument("--user", required=True)
+    b.add_argument("--password", required=True)
+    b.add_argument("--cafile", required=True)
+    b.add_argument("--shots", required=True)
+    b.add_argument("--open-token", default="")
+    b.add_argument("--reply-token", default="")
+    g = sub.add_parser("guess")
+    g.add_argument("--url", required=True)
+    g.add_argument("--user", required=True)
+    g.add_argument("--attempts", type=int, default=10)
+    g.add_argument("--family", type=int, choices=[4, 6], default=0)
+    args = parser.parse_args()
+    json.dump(browser(args) if args.mode == "browser" else guess(args), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
