@@ -61,6 +61,8 @@ def main():
     print("mx1.example.test, from the lab's Pebble CA; its root (new at every Pebble start) is at")
     print("  docker exec mailbundle-lab-ca curl -sk https://localhost:15000/roots/0")
     print("Trust that root, or accept the certificate, for the lab only.")
+    print("\nThe webmail: add '127.0.0.1 webmail.example.test' to /etc/hosts, then open")
+    print("  https://webmail.example.test:10443/   (log in with a mailbox above)")
     print("\nA shell on a lab host:")
     for group in hosts.values():
         for name, values in group["hosts"].items():

@@ -1,6 +1,7 @@
 """The webmail (Roundcube) in a real browser, from the client host: Debian's Chromium
 logs in, finds a message the test delivered, replies (the reply arrives), and logs out;
-a wrong password gets an error and no session; a password guesser is banned; the site
+an out-of-office reply set in Settings (the managesieve plugin) answers mail; a wrong
+password gets an error and no session; a password guesser is banned; the site
 serves Roundcube's pages and nothing of its code or configuration.
 
 Screenshots of each step are copied to .artifacts/webmail-<release>/ in the project."""
@@ -70,6 +71,25 @@ def test_browser_logs_in_reads_replies_and_logs_out(browser, client, probe, pass
     arrived = wait_for(probe, BOB, passwords[BOB], reply, 993, "--body", reply)
     assert arrived["found"] == 1, arrived
     assert (ARTIFACTS / "message.png").stat().st_size > 10_000
+
+
+def test_out_of_office_set_in_the_browser_answers_mail(browser, probe, passwords):
+    """The managesieve plugin: Alice turns her out-of-office reply on in Settings; Bob's
+    next message to her gets it back."""
+    away = token()
+    try:
+        answer = browser(ALICE, passwords[ALICE], "--vacation", away)
+        assert answer["login"] and "saved" in answer["vacation_notice"].lower(), answer
+        tok = token()
+        sent = probe("smtp", 587, "--starttls", "--user", BOB, "--password", passwords[BOB],
+                     "--mail-from", BOB, "--rcpt", ALICE, "--token", tok)
+        assert sent["data"][0] == 250, sent
+        assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
+        # The reply's subject is "Away <token>".
+        assert wait_for(probe, BOB, passwords[BOB], away)["found"] == 1
+    finally:
+        off = browser(ALICE, passwords[ALICE], "--vacation-off")
+    assert "saved" in off["vacation_notice"].lower(), off
 
 
 def test_wrong_password_shows_an_error_and_opens_no_session(browser, passwords):

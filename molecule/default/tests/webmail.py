@@ -5,7 +5,8 @@
                      [--open-token T --reply-token R]
       Debian's Chromium, headless, driven through Selenium: logs in; with --open-token,
       finds that message in the inbox, opens it, replies with R in the body and sends;
-      then logs out. The certificate is verified against the CA in PEM (an NSS database
+      with --vacation TEXT (or --vacation-off), sets the out-of-office reply in
+      Settings; then logs out. The certificate is verified against the CA in PEM (an NSS database
       of its own, as Chromium reads trust from there). Screenshots go to DIR.
 
   webmail.py guess --url URL --user ADDRESS --attempts N [--family 4|6]
@@ -40,7 +41,7 @@ def browser(args):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     home = tempfile.mkdtemp(prefix="webmail-browser-")
     nssdb = os.path.join(home, ".pki", "nssdb")
@@ -68,6 +69,16 @@ def browser(args):
     def visible(selector):
         return [e for e in driver.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
 
+    def messages(pattern):
+        """Roundcube's notices ({"cls", "text"}) whose class matches, read in one script:
+        the page replaces these elements as it goes."""
+        return driver.execute_script("""
+            var pattern = new RegExp(arguments[0]);
+            return Array.from(document.querySelectorAll('#messagestack > div'))
+                .filter(function (e) { return pattern.test(e.className); })
+                .map(function (e) { return {cls: e.className, text: e.innerText}; });
+        """, pattern)
+
     try:
         driver.get(args.url)
         wait.until(EC.visibility_of_element_located((By.ID, "rcmloginuser")))
@@ -77,19 +88,17 @@ def browser(args):
         driver.find_element(By.ID, "rcmloginsubmit").click()
         # A refused login stays on the login page with an error or warning in Roundcube's
         # message stack (read in one script: the page replaces these elements as it goes).
-        state_script = """
-            var list = document.getElementById('messagelist');
-            var shown = Array.from(document.querySelectorAll('#messagestack > div'))
-                .filter(function (e) { return /error|warning/.test(e.className); });
-            return {list: !!(list && list.offsetParent),
-                    text: shown.length ? shown[0].innerText : '', cls: shown.length ? shown[0].className : ''};
-        """
+        def listed():
+            return driver.execute_script(
+                "var l = document.getElementById('messagelist'); return !!(l && l.offsetParent);")
+
         try:
-            state = wait.until(lambda d: (lambda s: s if s["list"] or s["text"] else False)(
-                d.execute_script(state_script)))
+            wait.until(lambda d: listed() or messages("error|warning"))
         except TimeoutException:
-            state = driver.execute_script(state_script)
-        answer["error"], answer["error_class"] = state["text"], state["cls"]
+            pass
+        refused = messages("error|warning")
+        answer["error"] = refused[0]["text"] if refused else ""
+        answer["error_class"] = refused[0]["cls"] if refused else ""
         answer["login"] = bool(visible("#messagelist")) and "_task=mail" in driver.current_url
         shot("after-login")
         if not answer["login"]:
@@ -126,15 +135,34 @@ def browser(args):
             shot("reply")
             visible("button.send, a.send, input.send")[0].click()
             try:
-                wait.until(lambda d: "_action=compose" not in d.current_url or visible("#messagestack .confirmation"))
-                confirmations = visible("#messagestack .confirmation")
-                answer["sent_notice"] = confirmations[0].text if confirmations else ""
+                wait.until(lambda d: "_action=compose" not in d.current_url or messages("confirmation"))
+                confirmations = messages("confirmation")
+                answer["sent_notice"] = confirmations[0]["text"] if confirmations else ""
                 answer["sent"] = "_action=compose" not in driver.current_url or bool(confirmations)
             except TimeoutException:
-                errors = visible("#messagestack .error")
-                answer["sent_error"] = errors[0].text if errors else ""
+                errors = messages("error")
+                answer["sent_error"] = errors[0]["text"] if errors else ""
                 answer["sent"] = False
             shot("sent")
+
+        if args.vacation or args.vacation_off:
+            # Settings > Out of Office: the managesieve plugin writes a Sieve script
+            # through Dovecot's ManageSieve and activates it.
+            driver.get(args.url + "?_task=settings&_action=plugin.managesieve-vacation")
+            wait.until(EC.visibility_of_element_located((By.ID, "vacation_subject")))
+            if args.vacation:
+                for field, text in (("vacation_subject", f"Away {args.vacation}"),
+                                    ("vacation_reason", f"Back soon {args.vacation}")):
+                    element = driver.find_element(By.ID, field)
+                    element.clear()
+                    element.send_keys(text)
+            Select(driver.find_element(By.ID, "vacation_status")).select_by_value("off" if args.vacation_off else "on")
+            visible(".formbuttons .submit")[0].click()
+            try:
+                answer["vacation_notice"] = wait.until(lambda d: messages("confirmation|error"))[0]["text"]
+            except TimeoutException:
+                answer["vacation_notice"] = ""
+            shot("vacation")
 
         visible("a.logout")[0].click()
         wait.until(EC.visibility_of_element_located((By.ID, "rcmloginuser")))
@@ -157,17 +185,18 @@ def guess(args):
         resolve = socket.getaddrinfo
         socket.getaddrinfo = lambda *a, **k: [r for r in resolve(*a, **k) if r[0] == family]
     made = 0
+    # Each refused login takes a while: Dovecot delays failures (2 s, growing to 15 s).
     for _ in range(args.attempts):
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
                                              urllib.request.HTTPSHandler(context=context))
         try:
-            page = opener.open(args.url, timeout=8).read().decode()
+            page = opener.open(args.url, timeout=20).read().decode()
             form_token = re.search(r'name="_token" value="([^"]+)"', page).group(1)
             data = urllib.parse.urlencode({"_token": form_token, "_task": "login", "_action": "login",
                                            "_timezone": "UTC", "_url": "", "_user": args.user,
                                            "_pass": "wrong-" + form_token[:8]}).encode()
             try:
-                opener.open(args.url + "?_task=login", data, timeout=8).read()
+                opener.open(args.url + "?_task=login", data, timeout=20).read()
             except urllib.error.HTTPError as error:
                 if error.code != 401:
                     raise
@@ -194,6 +223,8 @@ def main():
     b.add_argument("--shots", required=True)
     b.add_argument("--open-token", default="")
     b.add_argument("--reply-token", default="")
+    b.add_argument("--vacation", default="", help="turn the out-of-office reply on, with this text")
+    b.add_argument("--vacation-off", action="store_true", help="turn the out-of-office reply off")
     g = sub.add_parser("guess")
     g.add_argument("--url", required=True)
     g.add_argument("--user", required=True)
