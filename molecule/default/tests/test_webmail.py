@@ -4,7 +4,8 @@ an out-of-office reply set in Settings (the managesieve plugin) answers mail; a 
 password gets an error and no session; a password guesser is banned; the site
 serves Roundcube's pages and nothing of its code or configuration.
 
-Screenshots of each step are copied to .artifacts/webmail-<release>/ in the project."""
+Screenshots of each step are copied to .artifacts/webmail-<release>/<run>/ in the
+project."""
 
 import json
 import os
@@ -40,12 +41,24 @@ def _runner(host):
 @pytest.fixture(scope="module")
 def browser(client):
     """Runs the browser on the client; the lab CA's root is fetched fresh (Pebble makes
-    a new one at every start)."""
-    _copy_script("lab_clients")
+    a new one at every start). Each run's screenshots are copied to ARTIFACTS/<label>/,
+    whether the run passed or not."""
+    name = _copy_script("lab_clients")
     client.check_output(f"curl -fsS https://ca.example.test:15000/roots/0 -o {ROOT}")
     run = _runner(client)
-    return lambda user, password, *extra: run("browser", "--url", URL, "--user", user, "--password", password,
-                                              "--cafile", ROOT, "--shots", SHOTS, *extra)
+
+    def browse(label, user, password, *extra):
+        shots = f"{SHOTS}/{label}"
+        client.run(f"rm -rf {shots}")
+        try:
+            return run("browser", "--url", URL, "--user", user, "--password", password, "--cafile", ROOT,
+                       "--shots", shots, *extra)
+        finally:
+            (ARTIFACTS / label).mkdir(parents=True, exist_ok=True)
+            subprocess.run(["docker", "cp", f"{name}:{shots}/.", str(ARTIFACTS / label)], check=False)
+            print(f"screenshots: {ARTIFACTS / label}")
+
+    return browse
 
 
 def test_browser_logs_in_reads_replies_and_logs_out(browser, client, probe, passwords):
@@ -56,11 +69,7 @@ def test_browser_logs_in_reads_replies_and_logs_out(browser, client, probe, pass
     assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
 
     reply = token()
-    client.run(f"rm -rf {SHOTS}")
-    answer = browser(ALICE, passwords[ALICE], "--open-token", tok, "--reply-token", reply)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["docker", "cp", f"{RUNNER.get_hosts('lab_clients')[0]}:{SHOTS}/.", str(ARTIFACTS)], check=True)
-    print(f"screenshots: {ARTIFACTS}")
+    answer = browser("reply", ALICE, passwords[ALICE], "--open-token", tok, "--reply-token", reply)
 
     assert answer["login"], answer
     assert answer["found"] and answer["body_shows_token"], answer
@@ -70,7 +79,7 @@ def test_browser_logs_in_reads_replies_and_logs_out(browser, client, probe, pass
     # The reply went out through Postfix with Alice's own login and reached Bob.
     arrived = wait_for(probe, BOB, passwords[BOB], reply, 993, "--body", reply)
     assert arrived["found"] == 1, arrived
-    assert (ARTIFACTS / "message.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "reply" / "message.png").stat().st_size > 10_000
 
 
 def test_out_of_office_set_in_the_browser_answers_mail(browser, probe, passwords):
@@ -78,7 +87,7 @@ def test_out_of_office_set_in_the_browser_answers_mail(browser, probe, passwords
     next message to her gets it back."""
     away = token()
     try:
-        answer = browser(ALICE, passwords[ALICE], "--vacation", away)
+        answer = browser("vacation-on", ALICE, passwords[ALICE], "--vacation", away)
         assert answer["login"] and "saved" in answer["vacation_notice"].lower(), answer
         tok = token()
         sent = probe("smtp", 587, "--starttls", "--user", BOB, "--password", passwords[BOB],
@@ -88,12 +97,12 @@ def test_out_of_office_set_in_the_browser_answers_mail(browser, probe, passwords
         # The reply's subject is "Away <token>".
         assert wait_for(probe, BOB, passwords[BOB], away)["found"] == 1
     finally:
-        off = browser(ALICE, passwords[ALICE], "--vacation-off")
+        off = browser("vacation-off", ALICE, passwords[ALICE], "--vacation-off")
     assert "saved" in off["vacation_notice"].lower(), off
 
 
 def test_wrong_password_shows_an_error_and_opens_no_session(browser, passwords):
-    answer = browser(ALICE, "not-" + passwords[ALICE])
+    answer = browser("wrong-password", ALICE, "not-" + passwords[ALICE])
     assert not answer["login"], answer
     assert "alert" in answer["error_class"] and "login failed" in answer["error"].lower(), answer
     assert answer["login_form_shown"], answer
