@@ -93,15 +93,21 @@ def attacker():
     return _host("lab_attackers")
 
 
+def copy_script(group, script):
+    """Copy a script of this folder to /root on the group's host (not /tmp: Debian 13's
+    systemd mounts a tmpfs there inside the container); returns the container's name."""
+    name = RUNNER.get_hosts(group)[0]
+    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / script), f"{name}:/root/{script}"],
+                   check=True)
+    return name
+
+
 def _prober(group, host):
     """Run tests/mailprobe.py on a host of the group; returns its JSON answer as a dict."""
     import json
 
-    name = RUNNER.get_hosts(group)[0]
-    # Not /tmp: Debian 13's systemd mounts a tmpfs there inside the container.
     for script in ("mailprobe.py", "portprobe.py"):
-        subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / script), f"{name}:/root/{script}"],
-                       check=True)
+        copy_script(group, script)
 
     def run(protocol, port, *args):
         cmd = " ".join(["python3", "/root/mailprobe.py", protocol, "--port", str(port), *[f"'{a}'" for a in args]])
@@ -149,6 +155,13 @@ def mx_addresses(mail_name):
 @pytest.fixture(scope="module")
 def attacker_address():
     return addresses(RUNNER.get_hosts("lab_attackers")[0])
+
+
+@pytest.fixture
+def unban(mail, attacker_address):
+    """Lifts any ban of the attacker host after the test."""
+    yield
+    mail.run(f"fail2ban-client unban {attacker_address['ipv4']} {attacker_address['ipv6']}")
 
 
 def queue_entries(mail):

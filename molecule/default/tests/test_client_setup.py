@@ -4,11 +4,9 @@ every server it advertises really logs in and sends; the MTA-STS policy is serve
 a certificate valid for its name; plain HTTP goes to HTTPS; the DNS records name it all."""
 
 import json
-import subprocess
-import pathlib
 
 import pytest
-from conftest import RUNNER, addresses, lab_value, ports, run_site, token, txt, wait_for
+from conftest import addresses, copy_script, lab_value, ports, run_site, token, txt, wait_for
 
 DOMAINS = lab_value("all", "mail", "mail_domains")
 STS_MODE = lab_value("mailservers", "web", "mail_mta_sts_mode")
@@ -23,9 +21,7 @@ EXPECTED = [("imap", 993, "SSL"), ("imap", 143, "STARTTLS"), ("pop3", 995, "SSL"
 @pytest.fixture(scope="module")
 def settings_client(client):
     """Runs tests/clientsetup.py on the client host; returns its JSON answer."""
-    name = RUNNER.get_hosts("lab_clients")[0]
-    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / "clientsetup.py"), f"{name}:/root/clientsetup.py"],
-                   check=True)
+    copy_script("lab_clients", "clientsetup.py")
     client.check_output(f"curl -fsS https://ca.example.test:15000/roots/0 -o {ROOT}")
 
     def run(kind, address, password, *extra):

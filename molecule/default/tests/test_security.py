@@ -113,12 +113,6 @@ def jails_banning(mail, address):
     return mail.check_output(f"fail2ban-client banned {address}")
 
 
-@pytest.fixture
-def unban(mail, attacker_address):
-    yield
-    mail.run(f"fail2ban-client unban {attacker_address['ipv4']} {attacker_address['ipv6']}")
-
-
 def test_password_guessing_on_587_bans_the_attacker_until_the_ban_expires(
         mail, client, attacker, attacker_probe, probe, passwords, mx_addresses, attacker_address, unban):
     assert reachable(attacker, mx_addresses)

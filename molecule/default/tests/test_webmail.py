@@ -9,11 +9,10 @@ project."""
 
 import json
 import os
-import pathlib
 import subprocess
 
 import pytest
-from conftest import PROJECT, RUNNER, lab_value, ports, token, wait_for
+from conftest import PROJECT, copy_script, lab_value, ports, token, wait_for
 
 NAME = lab_value("mailservers", "web", "mail_webmail_name")
 URL = f"https://{NAME}/"
@@ -21,13 +20,6 @@ ROOT = "/root/acme-root.pem"
 SHOTS = "/root/webmail-shots"
 ALICE, BOB = "alice@example.test", "bob@example.test"
 ARTIFACTS = PROJECT / ".artifacts" / f"webmail-{os.environ.get('MOLECULE_DISTRO', 'trixie')}"
-
-
-def _copy_script(group):
-    name = RUNNER.get_hosts(group)[0]
-    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / "webmail.py"), f"{name}:/root/webmail.py"],
-                   check=True)
-    return name
 
 
 def _runner(host):
@@ -43,7 +35,7 @@ def browser(client):
     """Runs the browser on the client; the lab CA's root is fetched fresh (Pebble makes
     a new one at every start). Each run's screenshots are copied to ARTIFACTS/<label>/,
     whether the run passed or not."""
-    name = _copy_script("lab_clients")
+    name = copy_script("lab_clients", "webmail.py")
     client.check_output(f"curl -fsS https://ca.example.test:15000/roots/0 -o {ROOT}")
     run = _runner(client)
 
@@ -108,17 +100,11 @@ def test_wrong_password_shows_an_error_and_opens_no_session(browser, passwords):
     assert answer["login_form_shown"], answer
 
 
-@pytest.fixture
-def attacker_unbanned(mail, attacker_address):
-    yield
-    mail.run(f"fail2ban-client unban {attacker_address['ipv4']} {attacker_address['ipv6']}")
-
-
 def test_password_guessing_in_the_webmail_bans_the_guesser(mail, attacker, attacker_probe, attacker_address,
-                                                           mx_addresses, attacker_unbanned):
+                                                           mx_addresses, unban):
     # attacker_probe: copies the port prober to the attacker.
     maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
-    _copy_script("lab_attackers")
+    copy_script("lab_attackers", "webmail.py")
     # A made-up address: Roundcube's own per-user limit would stop counting a real
     # user's failures (and lock Alice out for a minute).
     answer = _runner(attacker)("guess", "--url", URL, "--user", "admin@example.test", "--family", "4",
