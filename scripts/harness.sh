@@ -19,12 +19,36 @@ DISTROS="${MOLECULE_DISTROS:-trixie bookworm}"
 
 STAGES=()
 SUITE_START=$SECONDS
+# Every stage's output is kept here too; what a failed stage printed about its failure
+# (failed tests, failed tasks) is repeated at the very end, below the table.
+LOGDIR="$ROOT/.artifacts/logs"
+mkdir -p "$LOGDIR"
+FAILURES="$LOGDIR/failures.txt"
+: >"$FAILURES"
+
+log_name() {  # log_name STAGE-NAME: a file name for the stage's log
+    printf '%s/%s.log' "$LOGDIR" "$(printf '%s' "$1" | tr -c 'A-Za-z0-9' '-' | tr -s '-' | sed 's/-$//')"
+}
+
+note_failure() {  # note_failure STAGE-NAME LOG: keep the lines that say what failed
+    {
+        printf -- '--- %s (whole log: %s)\n' "$1" "${2#"$ROOT"/}"
+        sed 's/\x1b\[[0-9;]*m//g' "$2" \
+            | grep -E '^(FAILED|ERROR) |^(fatal|failed): \[|CRITICAL|^E +(assert|AssertionError)' \
+            | cut -c1-240 | tail -n 12 || true
+    } >>"$FAILURES"
+}
 
 stage() {  # stage NAME COMMAND... : run a step, time it, keep the table for the summary
     local name="$1" start=$SECONDS rc=0
     shift
     printf '\n==> %s\n' "$name"
-    "$@" || rc=$?
+    local log
+    log="$(log_name "$name")"
+    # Shown as it comes, and kept; the command runs in this shell, not a subshell.
+    "$@" > >(tee "$log") 2>&1 || rc=$?
+    wait $! 2>/dev/null || true
+    [ $rc -eq 0 ] || note_failure "$name" "$log"
     local took=$((SECONDS - start))
     STAGES+=("$(printf '%-40s %5ss  %s' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")
     printf '<== %s: %ss (%s)\n' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo "exit $rc")"
@@ -54,7 +78,11 @@ stage_wait() {
     read -r rc took <"$BACKGROUND_RESULT" || { rc=1 took="?"; }
     printf '\n==> %s (ran in the background)\n' "$BACKGROUND_NAME"
     cat "$BACKGROUND_LOG"
-    rm -f "$BACKGROUND_LOG" "$BACKGROUND_RESULT"
+    local log
+    log="$(log_name "$BACKGROUND_NAME")"
+    mv "$BACKGROUND_LOG" "$log"
+    [ "$rc" -eq 0 ] || note_failure "$BACKGROUND_NAME" "$log"
+    rm -f "$BACKGROUND_RESULT"
     STAGES+=("$(printf '%-40s %5ss  %s' "$BACKGROUND_NAME (beside)" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")")
     printf '<== %s: %ss (%s)\n' "$BACKGROUND_NAME" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo "exit $rc")"
     return "$rc"
@@ -70,6 +98,10 @@ summary() {
     passed="$(printf '%s\n' "${STAGES[@]}" | grep -c ' ok$' || true)"
     failed="$(printf '%s\n' "${STAGES[@]}" | grep -c ' FAILED$' || true)"
     printf 'stages: %s passed, %s failed\n' "$passed" "$failed"
+    if [ -s "$FAILURES" ]; then
+        printf '\nwhat failed:\n'
+        cat "$FAILURES"
+    fi
     return $rc
 }
 
