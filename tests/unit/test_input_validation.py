@@ -269,6 +269,20 @@ def test_a_bad_smarthost_fails_before_any_change_without_showing_the_password(tm
     assert "s3cret-relay-pw" not in out, out
 
 
+def test_a_bad_value_stops_a_run_limited_by_tags_before_any_role(tmp_path):
+    # With --tags, the checks included before the roles must still run, and first: here
+    # the opendkim role would run before postfix's own copy of the check.
+    smarthost = {"host": "smtp example.net"}
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, "mail_smarthost": smarthost}), playbook=ROOT / "playbooks/mail.yml",
+               extra=("--tags", "opendkim,postfix"))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "TASK [postfix : Assert the relay host is a host name and its port speaks STARTTLS]" in out, out
+    assert "The relay host 'smtp example.net'" in out, out
+    assert "TASK [opendkim : Install the OpenDKIM milter" not in out, out
+    assert "changed=0" in out, out
+
+
 def test_a_good_smarthost_passes_validation(tmp_path):
     # Positive control: a complete setting gets past both smarthost checks.
     smarthost = {"host": "smtp.example.net", "port": 587, "username": "mx1@example.test", "password": "s3cret relay:pw"}
