@@ -19,9 +19,10 @@ DISTROS="${MOLECULE_DISTROS:-trixie bookworm}"
 
 STAGES=()
 SUITE_START=$SECONDS
-# Every stage's output is kept here too; what a failed stage printed about its failure
-# (failed tests, failed tasks) is repeated at the very end, below the table.
-LOGDIR="$ROOT/.artifacts/logs"
+# Every stage's output is kept in .artifacts/logs/<command>/ too (one folder per
+# command: make test's lab check runs make lab inside it); what a failed stage printed
+# about its failure (failed tests, failed tasks) is repeated at the very end.
+LOGDIR="$ROOT/.artifacts/logs/${1:-none}"
 mkdir -p "$LOGDIR"
 FAILURES="$LOGDIR/failures.txt"
 : >"$FAILURES"
