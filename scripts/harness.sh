@@ -34,9 +34,11 @@ log_name() {  # log_name STAGE-NAME: a file name for the stage's log
 note_failure() {  # note_failure STAGE-NAME LOG: keep the lines that say what failed
     {
         printf -- '--- %s (whole log: %s)\n' "$1" "${2#"$ROOT"/}"
-        sed 's/\x1b\[[0-9;]*m//g' "$2" \
-            | grep -E '^(FAILED|ERROR) |^(fatal|failed): \[|CRITICAL|^E +(assert|AssertionError)' \
-            | cut -c1-240 | tail -n 12 || true
+        # Colours and Molecule's box off; pytest's FAILED/ERROR summary lines, Ansible's
+        # fatal: lines (with the next lines: Molecule wraps them), assertion lines.
+        sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^ *│ \{0,1\}//' "$2" \
+            | grep -A2 -E '^FAILED [^ ]*::|^ERROR |^(fatal|failed): \[|^E +(assert|AssertionError)' \
+            | grep -v '^--$' | cut -c1-240 | tail -n 20 || true
     } >>"$FAILURES"
 }
 
