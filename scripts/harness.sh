@@ -22,7 +22,7 @@ SUITE_START=$SECONDS
 # Every stage's output is kept in .artifacts/logs/<command>/ too (one folder per
 # command: make test's lab check runs make lab inside it); what a failed stage printed
 # about its failure (failed tests, failed tasks) is repeated at the very end.
-LOGDIR="$ROOT/.artifacts/logs/${1:-none}"
+LOGDIR="${HARNESS_LOGDIR:-$ROOT/.artifacts/logs/${1:-none}}"
 mkdir -p "$LOGDIR"
 FAILURES="$LOGDIR/failures.txt"
 : >"$FAILURES"
@@ -50,12 +50,37 @@ stage() {  # stage NAME COMMAND... : run a step, time it, keep the table for the
     log="$(log_name "$name")"
     # Shown as it comes, and kept; the command runs in this shell, not a subshell.
     "$@" > >(tee "$log") 2>&1 || rc=$?
-    wait $! 2>/dev/null || true
+    finish_tee $!
     [ $rc -eq 0 ] || note_failure "$name" "$log"
     local took=$((SECONDS - start))
     STAGES+=("$(printf '%-40s %5ss  %s' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")
     printf '<== %s: %ss (%s)\n' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo "exit $rc")"
     return $rc
+}
+
+finish_tee() {  # finish_tee PID: let a stage's tee write out what is left, then end it
+    # tee ends when nothing holds its pipe any more. A process the stage left running
+    # (a daemon it started) may hold it for ever: tee gets a few seconds to drain the
+    # pipe, then it is stopped, and the stage goes on.
+    local i
+    for i in $(seq 1 50); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+detach() {  # detach LOG COMMAND...: start a daemon in a session of its own, print its PID
+    # Its output goes to LOG and it inherits no other file descriptor (Python's
+    # close_fds), so it holds none of our pipes: a stage's tee, make's, CI's.
+    python3 - "$@" <<'PY'
+import subprocess, sys
+with open(sys.argv[1], "ab") as log:
+    print(subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log,
+                           stderr=subprocess.STDOUT, start_new_session=True,
+                           close_fds=True).pid)
+PY
 }
 
 # A stage that runs in the background beside the next ones; stage_wait prints its
@@ -147,10 +172,10 @@ ensure_docker() {
         return 1
     fi
     echo "docker engine: starting dockerd in the background (log: /var/log/dockerd.log)"
-    setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
-    local i
-    for i in $(seq 1 60); do
-        docker info >/dev/null 2>&1 && { echo "docker engine: up after ${i}s"; return 0; }
+    echo "docker engine: dockerd is PID $(detach /var/log/dockerd.log dockerd)"
+    local start=$SECONDS
+    while [ $((SECONDS - start)) -lt 60 ]; do
+        docker info >/dev/null 2>&1 && { echo "docker engine: up after $((SECONDS - start))s"; return 0; }
         sleep 1
     done
     tail -n 20 /var/log/dockerd.log >&2
@@ -274,11 +299,14 @@ cmd_bench() {
     stage "bench" "$VENV/bin/python" scripts/bench.py
 }
 
-case "${1:-}" in
-    test) cmd_test ;;
-    lint) cmd_lint ;;
-    lab) cmd_lab ;;
-    lab-down) cmd_lab_down ;;
-    bench) cmd_bench ;;
-    *) echo "usage: $0 test|lint|lab|lab-down|bench" >&2; exit 2 ;;
-esac
+# Sourced (the unit tests do), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    case "${1:-}" in
+        test) cmd_test ;;
+        lint) cmd_lint ;;
+        lab) cmd_lab ;;
+        lab-down) cmd_lab_down ;;
+        bench) cmd_bench ;;
+        *) echo "usage: $0 test|lint|lab|lab-down|bench" >&2; exit 2 ;;
+    esac
+fi
