@@ -124,7 +124,9 @@ def table(results):
         f"Run of {m['date']} at commit {m['commit']}, mail host image {results['image']}, "
         f"{results['wall_seconds']:.0f} s in all.",
         f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, "
-        f"Docker {m['docker']}.",
+        f"Docker {m['docker']}."
+        + (f" Single-core yardstick (a fixed Perl regular-expression loop on the mail host, "
+           f"best of 5): {m['yardstick']:.2f} s; lower is faster." if "yardstick" in m else ""),
         f"Command: `make bench` (messages={p['messages']}, size={p['size']} bytes, "
         f"sessions={p['sessions']}, imap_messages={p['imap_messages']}).",
         "",

@@ -1,10 +1,12 @@
 """make bench's accounting: recaps, package sets, memory by unit, rates, the report."""
 import pathlib
+import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
+import bench  # noqa: E402
 import bench_load  # noqa: E402
 import bench_report  # noqa: E402
 import lab_report  # noqa: E402
@@ -123,3 +125,16 @@ def test_generated_message_has_the_size_and_the_run_header(size):
     assert size <= len(text) < size + 200
     assert "X-Bench-Run: run1\r\n" in text
     assert "Message-ID: <bench.run1.7@spf-pass.test>" in text
+
+
+def test_table_names_the_machine_yardstick_when_measured():
+    assert "yardstick" not in bench_report.table(results())
+    measured = results()
+    measured["machine"]["yardstick"] = 0.8
+    assert "best of 5): 0.80 s; lower is faster." in bench_report.table(measured)
+
+
+def test_the_yardstick_is_a_perl_program_that_prints_its_time():
+    out = subprocess.run(["perl", "-e", bench.YARDSTICK], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert 0 < float(out) < 60
