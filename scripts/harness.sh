@@ -48,9 +48,14 @@ stage() {  # stage NAME COMMAND... : run a step, time it, keep the table for the
     printf '\n==> %s\n' "$name"
     local log
     log="$(log_name "$name")"
-    # Shown as it comes, and kept; the command runs in this shell, not a subshell.
-    "$@" > >(tee "$log") 2>&1 || rc=$?
-    finish_tee $!
+    # Shown as it comes, and kept; the command runs in this shell, not a subshell. tee's
+    # PID is taken before the command runs: a job the command starts would change $!.
+    local out tee_pid
+    exec {out}> >(tee "$log")
+    tee_pid=$!
+    "$@" >&"$out" 2>&1 || rc=$?
+    exec {out}>&-
+    finish_tee "$tee_pid"
     [ $rc -eq 0 ] || note_failure "$name" "$log"
     local took=$((SECONDS - start))
     STAGES+=("$(printf '%-40s %5ss  %s' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")

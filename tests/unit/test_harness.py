@@ -34,14 +34,17 @@ def stop(pid):
 
 def test_a_stage_ends_when_its_command_does_even_if_a_child_it_left_holds_the_pipe(tmp_path):
     # A child holding the stage's stdout for five minutes: the stage must not wait it out.
+    # The stage neither waits for it nor stops it: it is not the harness's to stop.
     out = harness("""
-        leaves_a_child() { echo before; sleep 300 & echo "child $!"; echo after; }
+        leaves_a_child() { echo before; sleep 300 & CHILD=$!; echo "child $CHILD"; echo after; }
         stage "leaves a child" leaves_a_child
         echo "stage returned"
+        if kill -0 "$CHILD"; then echo "child still running"; else echo "child gone"; fi
     """, tmp_path, timeout=60)
     child = int(out.split("child ")[1].split()[0])
     stop(child)
     assert "stage returned" in out
+    assert "child still running" in out
     assert "<== leaves a child:" in out
     log = (tmp_path / "leaves-a-child.log").read_text()
     assert "before" in log and "after" in log
