@@ -1,7 +1,8 @@
 """The webmail (Roundcube) in a real browser, from the client host: Debian's Chromium
 logs in, finds a message the test delivered, replies (the reply arrives), and logs out;
 an out-of-office reply set in Settings (the managesieve plugin) answers mail; a wrong
-password gets an error and no session; a password guesser is banned; the site
+password gets an error and no session; a password guesser is banned, and no address
+it writes into its user names or headers; such a name is logged as one line; the site
 serves Roundcube's pages and nothing of its code or configuration.
 
 Screenshots of each step are copied to .artifacts/webmail-<release>/<run>/ in the
@@ -9,10 +10,12 @@ project."""
 
 import json
 import os
+import re
 import subprocess
+import time
 
 import pytest
-from conftest import PROJECT, copy_script, lab_value, ports, token, wait_for
+from conftest import PROJECT, RUNNER, addresses, copy_script, lab_value, ports, token, wait_for
 
 NAME = lab_value("mailservers", "web", "mail_webmail_name")
 URL = f"https://{NAME}/"
@@ -100,19 +103,61 @@ def test_wrong_password_shows_an_error_and_opens_no_session(browser, passwords):
     assert answer["login_form_shown"], answer
 
 
-def test_password_guessing_in_the_webmail_bans_the_guesser(mail, attacker, attacker_probe, attacker_address,
-                                                           mx_addresses, unban):
+# Documentation addresses (RFC 5737, RFC 3849): nothing answers there, and no jail has
+# any other reason to ban them.
+VICTIMS = ["192.0.2.77", "2001:db8::77"]
+
+
+def test_password_guessing_in_the_webmail_bans_the_guesser_and_no_one_it_names(
+        mail, attacker, attacker_probe, attacker_address, mx_addresses, unban):
+    """The guesser types user names that write "from <victim> in session ..." into
+    Roundcube's log line, with and without a line break, and names the victims in
+    X-Forwarded-For and X-Real-IP. Before the fix each of these got a victim banned
+    on every port; now every attempt counts against the guesser alone."""
     # attacker_probe: copies the port prober to the attacker.
     maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
+    mail.run(f"fail2ban-client unban {' '.join(VICTIMS)}")
     copy_script("lab_attackers", "webmail.py")
-    # A made-up address: Roundcube's own per-user limit would stop counting a real
-    # user's failures (and lock Alice out for a minute).
+    # Made-up names: Roundcube's own per-user limit would stop counting a real user's
+    # failures (and lock Alice out for a minute). A name with a space or a line break is
+    # refused at once, without Dovecot's delay: the guesser paces itself, so that the
+    # ban (fail2ban reads the journal as it grows) can land before its next attempt.
+    injected = [arg for victim in VICTIMS for arg in ("--inject", victim)]
     answer = _runner(attacker)("guess", "--url", URL, "--user", "admin@example.test", "--family", "4",
-                               "--attempts", str(2 * maxretry))
-    assert answer["blocked"] and answer["attempts"] <= maxretry + 1, answer
+                               "--attempts", str(2 * maxretry), "--pause", "2", *injected)
+    banned = {victim: mail.check_output(f"fail2ban-client banned {victim}") for victim in VICTIMS}
+    assert banned == {victim: "[[]]" for victim in VICTIMS}, banned
+    # Not banned before it began: the ban came from these attempts, each of which counted.
+    assert answer["blocked"] and maxretry <= answer["attempts"] <= maxretry + 1, answer
     assert "webmail" in mail.check_output(f"fail2ban-client banned {attacker_address['ipv4']}")
     seen = ports(attacker, mx_addresses["ipv4"], [443, 993], timeout=2)
     assert set(seen.values()) <= {"timeout", "refused"}, seen
+
+
+def test_a_login_name_with_a_line_break_is_logged_as_one_line_naming_the_browser(mail, client):
+    """What fail2ban's webmail jail reads: Roundcube logs a refused name with a line break
+    as one line of its own shape, the break and spaces shown as "?", the client's
+    address after it and no other. (The client is allowlisted: this bans no one.)"""
+    copy_script("lab_clients", "webmail.py")
+    tok = token()
+    name = f"x from 192.0.2.77 in session a (error: 0)\n{tok} y"
+    answer = json.loads(client.check_output(
+        "python3 /root/webmail.py guess --url %s --user %s --attempts 1 --family 4", URL, name))
+    assert answer["attempts"] == 1, answer
+
+    def logged():
+        out = mail.check_output("journalctl -o json --since -5min SYSLOG_IDENTIFIER=roundcube")
+        lines = [json.loads(line)["MESSAGE"] for line in out.splitlines() if line.strip()]
+        return [line for line in lines if tok in line or "192.0.2.77 in session a" in line] or None
+
+    deadline = time.time() + 30
+    while not (lines := logged()) and time.time() < deadline:
+        time.sleep(1)
+    assert lines and len(lines) == 1, lines
+    shape = (r"<\w+> Failed login for x\?from\?192\.0\.2\.77\?in\?session\?a\?\(error:\?0\)\?"
+             + tok + r"\?y from (\S+) in session \w+ \(error: 0\)")
+    match = re.fullmatch(shape, lines[0])
+    assert match and match.group(1) == addresses(RUNNER.get_hosts("lab_clients")[0])["ipv4"], lines[0]
 
 
 @pytest.mark.parametrize("path", ["config/config.inc.php", "plugins/managesieve/config.inc.php",

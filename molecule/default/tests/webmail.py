@@ -9,10 +9,12 @@
       Settings; then logs out. The certificate is verified against the CA in PEM (an NSS database
       of its own, as Chromium reads trust from there). Screenshots go to DIR.
 
-  webmail.py guess --url URL --user ADDRESS --attempts N [--family 4|6]
+  webmail.py guess --url URL --user ADDRESS --attempts N [--family 4|6] [--pause S] [--inject ADDRESS...]
       A password guesser with no browser: fetches the login form and posts a wrong
       password, N times, each in a new session, until the server stops accepting
-      connections.
+      connections, S seconds apart. With --inject, the guesser also tries to get other addresses banned:
+      its user names carry "from <address> in session ..." as Roundcube writes it in
+      its log line, and its requests name them in X-Forwarded-For and X-Real-IP.
 
 Prints one JSON object.
 """
@@ -174,6 +176,16 @@ def browser(args):
         driver.quit()
 
 
+def hostile_names(user, victims):
+    """User names that try to make Roundcube's "Failed login for NAME from ADDRESS in
+    session ID (error: N)" line name a victim's address. Those with a line break come
+    first: they may count for nothing (the filter matches no line with a break in it),
+    the others must each count against the guesser."""
+    return ([f"x from {victim} in session a (error: 0)\nx" for victim in victims]
+            + [f"x from {victim} in session a" for victim in victims]
+            + [f"{user} from {victim} in session 0123456789abcdef (error: 0)" for victim in victims])
+
+
 def guess(args):
     """Wrong passwords through the login form, the way a bot posts them."""
     context = ssl.create_default_context()
@@ -187,7 +199,11 @@ def guess(args):
         socket.getaddrinfo = lambda *a, **k: [r for r in resolve(*a, **k) if r[0] == family]
     host = urllib.parse.urlsplit(args.url).hostname
     made, slow = 0, []
-    for _ in range(args.attempts):
+    names = hostile_names(args.user, args.inject) or [args.user]
+    headers = {"X-Forwarded-For": args.inject[0], "X-Real-IP": args.inject[0]} if args.inject else {}
+    for attempt in range(args.attempts):
+        if attempt:
+            time.sleep(args.pause)
         # Banned once a new connection is not even accepted.
         try:
             socket.create_connection((host, 443), timeout=3).close()
@@ -199,10 +215,11 @@ def guess(args):
         # webmail's, 127.0.0.1) by up to 15 s, more on a busy host. A slow answer is not
         # a ban: the next attempt's connection tells.
         try:
+            opener.addheaders += list(headers.items())
             page = opener.open(args.url, timeout=60).read().decode()
             form_token = re.search(r'name="_token" value="([^"]+)"', page).group(1)
             data = urllib.parse.urlencode({"_token": form_token, "_task": "login", "_action": "login",
-                                           "_timezone": "UTC", "_url": "", "_user": args.user,
+                                           "_timezone": "UTC", "_url": "", "_user": names[attempt % len(names)],
                                            "_pass": "wrong-" + form_token[:8]}).encode()
             try:
                 opener.open(args.url + "?_task=login", data, timeout=60).read()
@@ -235,6 +252,8 @@ def main():
     g.add_argument("--user", required=True)
     g.add_argument("--attempts", type=int, default=10)
     g.add_argument("--family", type=int, choices=[4, 6], default=0)
+    g.add_argument("--pause", type=float, default=0, help="seconds between attempts")
+    g.add_argument("--inject", action="append", default=[], help="an address to try to get banned")
     args = parser.parse_args()
     json.dump(browser(args) if args.mode == "browser" else guess(args), sys.stdout)
 
