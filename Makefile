@@ -1,5 +1,5 @@
 # Thin wrappers; the work is in scripts/harness.sh (it installs what it needs itself).
-.PHONY: lab lab-down test lint images bench
+.PHONY: lab lab-down test test-quick verify lint images bench
 
 lab:        ## Create the lab containers and deploy site.yml onto them
 	scripts/harness.sh lab
@@ -9,6 +9,12 @@ lab-down:   ## Remove the lab containers and network, nothing else
 
 test:       ## Lint, unit tests and every Molecule scenario (Debian 13 and 12)
 	scripts/harness.sh test
+
+test-quick: ## Lint, unit tests, molecule default on Debian 13 (kept), its checks matching K
+	K="$(K)" scripts/harness.sh test-quick
+
+verify:     ## The checks matching K again, on the containers test-quick kept
+	K="$(K)" scripts/harness.sh verify
 
 lint:       ## yamllint and ansible-lint only
 	scripts/harness.sh lint

@@ -3,6 +3,8 @@
 # the lab or the tests. Each step reuses what is already there and prints its duration.
 #
 #   scripts/harness.sh test        lint, unit tests, every Molecule scenario
+#   scripts/harness.sh test-quick  lint, unit tests, molecule default on Debian 13 (kept), checks matching $K
+#   scripts/harness.sh verify      the checks matching $K again, on the kept containers
 #   scripts/harness.sh lint        yamllint + ansible-lint only
 #   scripts/harness.sh lab         create the lab containers and deploy site.yml
 #   scripts/harness.sh lab-down    remove the lab containers and network
@@ -121,12 +123,31 @@ stage_wait() {
     return "$rc"
 }
 
+summary_checks() {  # summary_checks TOTAL-SECONDS: the checks per stage, and the time against CI's limit
+    if compgen -G "$JUNIT/*.counts" >/dev/null; then
+        printf '\n%-40s %5s %7s %7s %8s\n' "checks (lists: tests/checks/)" "run" "passed" "failed" "skipped"
+        local counts
+        for counts in "$JUNIT"/*.counts; do
+            # shellcheck disable=SC2046  # the four counts, one word each
+            printf '%-40s %5s %7s %7s %8s\n' "$(basename "$counts" .counts)" $(cat "$counts")
+        done
+    fi
+    printf "\nof CI's limit: %ss of 5400s (%s%%); the budget is 2400s\n" "$1" "$(($1 * 100 / 5400))"
+    if [ "$1" -gt 3600 ]; then
+        printf "WARNING: %ss is over 3600s, two thirds of CI's 5400s: on a slower machine CI may not finish\n" "$1"
+    fi
+}
+
 summary() {
     local rc=$?
     stage_wait || rc=$?
     printf '\n%-40s %6s  %s\n' "stage" "time" "result"
     printf '%s\n' "${STAGES[@]}"
-    printf '%-40s %5ss  %s\n' "total" "$((SECONDS - SUITE_START))" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
+    local total=$((SECONDS - SUITE_START))
+    printf '%-40s %5ss  %s\n' "total" "$total" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
+    if [ "${SUITE:-}" = test ]; then
+        summary_checks "$total"
+    fi
     local passed failed
     passed="$(printf '%s\n' "${STAGES[@]}" | grep -c ' ok$' || true)"
     failed="$(printf '%s\n' "${STAGES[@]}" | grep -c ' FAILED$' || true)"
@@ -197,16 +218,36 @@ run_lint() {
     "$VENV/bin/yamllint" --strict . && "$VENV/bin/ansible-lint" --strict
 }
 
+# Each stage that runs pytest writes JUnit XML here; scripts/checks.py compares it with
+# the stage's list in tests/checks/ and leaves the counts for the summary.
+JUNIT="$ROOT/.artifacts/junit"
+
+run_checked() {  # run_checked LIST COMMAND...: run a pytest stage, then compare its checks
+    local list="$1" rc=0
+    shift
+    rm -f "$JUNIT/$list.xml" "$JUNIT/$list.counts"
+    "$@" || rc=$?
+    "$VENV/bin/python" scripts/checks.py verify "$list" "$JUNIT/$list.xml" || rc=$((rc ? rc : 1))
+    return $rc
+}
+
 run_unit() {
-    "$VENV/bin/pytest" -q -p no:cacheprovider -n auto tests/unit
+    run_checked unit "$VENV/bin/pytest" -q -p no:cacheprovider -n auto --junitxml="$JUNIT/unit.xml" tests/unit
+}
+
+checks_list() {  # checks_list SCENARIO DISTRO: the list (and results file) of a Molecule run
+    if grep -q MOLECULE_DISTRO "molecule/$1/molecule.yml"; then echo "$1-$2"; else echo "$1"; fi
 }
 
 run_molecule() {  # run_molecule SCENARIO DISTRO
-    MOLECULE_DISTRO="$2" "$VENV/bin/molecule" test -s "$1"
+    # molecule.yml's verifier writes $JUNIT/<list>.xml (MOLECULE_PROJECT_DIRECTORY).
+    run_checked "$(checks_list "$1" "$2")" env MOLECULE_DISTRO="$2" "$VENV/bin/molecule" test -s "$1"
 }
 
 cmd_test() {
     trap summary EXIT
+    SUITE=test
+    rm -rf "$JUNIT"
     stage "virtualenv" ensure_venv
     stage "docker engine" ensure_docker
     stage "base images" ensure_images
@@ -269,6 +310,33 @@ run_bench_small() {
         "$VENV/bin/python" scripts/bench.py
 }
 
+# The loop for working on one part: the containers stay up, so `make verify K=...`
+# re-runs checks in seconds; `molecule destroy -s default` removes them. No idempotence
+# step and only the checks matching K: CI runs make test, which runs everything.
+quick_molecule() {  # quick_molecule ACTION: molecule ACTION -s default on Debian 13
+    # pytest reads PYTEST_ADDOPTS (split as a shell would) under Molecule's verifier.
+    local addopts="${PYTEST_ADDOPTS:-}"
+    [ -z "${K:-}" ] || addopts="$addopts -k $(printf '%q' "$K")"
+    MOLECULE_DISTRO=trixie PYTEST_ADDOPTS="$addopts" "$VENV/bin/molecule" "$1" -s default
+}
+
+cmd_test_quick() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    stage "docker engine" ensure_docker
+    stage "base images" ensure_images
+    stage "yamllint + ansible-lint" run_lint
+    stage "unit tests" run_unit
+    stage "molecule default (trixie): converge, kept" quick_molecule converge
+    stage "molecule default (trixie): checks matching '${K:-}'" quick_molecule verify
+}
+
+cmd_verify() {
+    trap summary EXIT
+    stage "virtualenv" ensure_venv
+    stage "molecule default, kept containers: checks matching '${K:-}'" quick_molecule verify
+}
+
 cmd_lint() {
     trap summary EXIT
     stage "virtualenv" ensure_venv
@@ -308,10 +376,12 @@ cmd_bench() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     case "${1:-}" in
         test) cmd_test ;;
+        test-quick) cmd_test_quick ;;
+        verify) cmd_verify ;;
         lint) cmd_lint ;;
         lab) cmd_lab ;;
         lab-down) cmd_lab_down ;;
         bench) cmd_bench ;;
-        *) echo "usage: $0 test|lint|lab|lab-down|bench" >&2; exit 2 ;;
+        *) echo "usage: $0 test|test-quick|verify|lint|lab|lab-down|bench" >&2; exit 2 ;;
     esac
 fi
