@@ -175,6 +175,16 @@ def token():
     return f"tok{uuid.uuid4().hex[:16]}"
 
 
+def wait_until(check, timeout, step=2):
+    """True as soon as check() is, False if it is not within timeout seconds."""
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
 def wait_for(probe, user, password, tok, port=993, *flags, timeout=60):
     """Poll the mailbox over IMAP until the token's message shows up."""
     deadline = time.time() + timeout

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from conftest import PROJECT, RUNNER, addresses, lab_value, ports, run_site, token, wait_for
+from conftest import PROJECT, RUNNER, addresses, lab_value, ports, run_site, token, wait_for, wait_until
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 # The mail ports, and nginx's 80 and 443: the lab serves client settings and MTA-STS
@@ -93,15 +93,6 @@ def fail_logins(attacker_probe, mail, address, source, protocol, port, mode, lim
         if wait_until(lambda: jails_banning(mail, source) != "[[]]", 3, step=1):
             return attempt
     return None
-
-
-def wait_until(check, timeout, step=2):
-    deadline = time.time() + timeout
-    while not check():
-        if time.time() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 def reachable(attacker, mx_addresses, port=587):

@@ -12,10 +12,9 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
-from conftest import PROJECT, RUNNER, addresses, copy_script, lab_value, ports, token, wait_for
+from conftest import PROJECT, RUNNER, addresses, copy_script, lab_value, ports, token, wait_for, wait_until
 
 NAME = lab_value("mailservers", "web", "mail_webmail_name")
 URL = f"https://{NAME}/"
@@ -150,10 +149,9 @@ def test_a_login_name_with_a_line_break_is_logged_as_one_line_naming_the_browser
         lines = [json.loads(line)["MESSAGE"] for line in out.splitlines() if line.strip()]
         return [line for line in lines if tok in line or "192.0.2.77 in session a" in line] or None
 
-    deadline = time.time() + 30
-    while not (lines := logged()) and time.time() < deadline:
-        time.sleep(1)
-    assert lines and len(lines) == 1, lines
+    assert wait_until(lambda: logged() is not None, 30, step=1), "no such line in the journal"
+    lines = logged()
+    assert len(lines) == 1, lines
     shape = (r"<\w+> Failed login for x\?from\?192\.0\.2\.77\?in\?session\?a\?\(error:\?0\)\?"
              + tok + r"\?y from (\S+) in session \w+ \(error: 0\)")
     match = re.fullmatch(shape, lines[0])

@@ -12,8 +12,8 @@
   webmail.py guess --url URL --user ADDRESS --attempts N [--family 4|6] [--pause S] [--inject ADDRESS...]
       A password guesser with no browser: fetches the login form and posts a wrong
       password, N times, each in a new session, until the server stops accepting
-      connections, S seconds apart. With --inject, the guesser also tries to get other addresses banned:
-      its user names carry "from <address> in session ..." as Roundcube writes it in
+      connections, S seconds apart. With --inject, the guesser also tries to get
+      other addresses banned: its user names carry "from <address> in session ..." as Roundcube writes it in
       its log line, and its requests name them in X-Forwarded-For and X-Real-IP.
 
 Prints one JSON object.
@@ -178,9 +178,8 @@ def browser(args):
 
 def hostile_names(user, victims):
     """User names that try to make Roundcube's "Failed login for NAME from ADDRESS in
-    session ID (error: N)" line name a victim's address. Those with a line break come
-    first: they may count for nothing (the filter matches no line with a break in it),
-    the others must each count against the guesser."""
+    session ID (error: N)" line name a victim's address, with a line break (PHP would
+    log two lines) and without. Each must count against the guesser alone."""
     return ([f"x from {victim} in session a (error: 0)\nx" for victim in victims]
             + [f"x from {victim} in session a" for victim in victims]
             + [f"{user} from {victim} in session 0123456789abcdef (error: 0)" for victim in victims])
