@@ -44,7 +44,7 @@ def smtp(args):
     out = {}
     cls = smtplib.SMTP_SSL if args.tls else PregreetSMTP if args.pregreet else smtplib.SMTP
     kwargs = {"context": tls_context()} if args.tls else {}
-    conn = cls(local_hostname="client.example.test", timeout=60, **kwargs)
+    conn = cls(local_hostname="client.example.test", timeout=args.timeout or 60, **kwargs)
     # Connecting separately keeps the banner; smtplib takes the TLS server name from
     # _host, which only the constructor sets, so set it here too.
     conn._host = args.host  # pylint: disable=protected-access
@@ -70,7 +70,13 @@ def smtp(args):
             out["auth_offered"] = conn.has_extn("auth")
         if args.user:
             try:
-                out["auth"] = answer(conn.login(args.user, args.password))
+                # One mechanism (PLAIN) per session, as a mail program or a guesser's tool
+                # does: smtplib's login() tries the next one after a refusal, in the same
+                # session, and a ban landing between the two left the session hanging.
+                if not conn.has_extn("auth"):
+                    raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+                conn.user, conn.password = args.user, args.password
+                out["auth"] = answer(conn.auth("PLAIN", conn.auth_plain))
             except smtplib.SMTPAuthenticationError as err:
                 out["auth"] = [err.smtp_code, err.smtp_error.decode(errors="replace")]
                 return out
@@ -108,10 +114,10 @@ def smtp(args):
 def imap(args):
     out = {}
     if args.tls:
-        conn = imaplib.IMAP4_SSL(args.host, args.port, ssl_context=tls_context(), timeout=30)
+        conn = imaplib.IMAP4_SSL(args.host, args.port, ssl_context=tls_context(), timeout=args.timeout or 30)
         out["tls_version"] = conn.sock.version()
     else:
-        conn = imaplib.IMAP4(args.host, args.port, timeout=30)
+        conn = imaplib.IMAP4(args.host, args.port, timeout=args.timeout or 30)
     out["capabilities_before_login"] = sorted(conn.capabilities)
     if args.starttls:
         conn.starttls(ssl_context=tls_context())
@@ -156,10 +162,10 @@ def imap(args):
 def pop3(args):
     out = {}
     if args.tls:
-        conn = poplib.POP3_SSL(args.host, args.port, context=tls_context(), timeout=30)
+        conn = poplib.POP3_SSL(args.host, args.port, context=tls_context(), timeout=args.timeout or 30)
         out["tls_version"] = conn.sock.version()
     else:
-        conn = poplib.POP3(args.host, args.port, timeout=30)
+        conn = poplib.POP3(args.host, args.port, timeout=args.timeout or 30)
     if args.starttls:
         conn.stls(context=tls_context())
         out["tls_version"] = conn.sock.version()
@@ -184,6 +190,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls", action="store_true", help="implicit TLS")
     parser.add_argument("--starttls", action="store_true")
+    parser.add_argument("--timeout", type=float, default=0, help="seconds a reply may take (default: 60 SMTP, 30 IMAP/POP3)")
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--mail-from", default="someone@outside.example")
