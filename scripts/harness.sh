@@ -90,37 +90,51 @@ with open(sys.argv[1], "ab") as log:
 PY
 }
 
-# A stage that runs in the background beside the next ones; stage_wait prints its
-# output and records it, with the time it took itself, when it ends.
-BACKGROUND_PID=""
-stage_background() {  # stage_background NAME COMMAND...
-    BACKGROUND_NAME="$1" BACKGROUND_LOG="$(mktemp)" BACKGROUND_RESULT="$(mktemp)"
-    shift
-    printf '\n==> %s: started in the background (output follows when it ends)\n' "$BACKGROUND_NAME"
-    {
-        local start=$SECONDS rc=0
-        "$@" >"$BACKGROUND_LOG" 2>&1 || rc=$?
-        echo "$rc $((SECONDS - start))" >"$BACKGROUND_RESULT"
-    } &
-    BACKGROUND_PID=$!
+# Lanes: sequences of stages that run side by side, each lane in a background
+# subshell, its stages one after another. A stage's output goes to its log; one line
+# says when it starts and ends, and lanes_wait prints each log whole, in the order the
+# stages were declared, and records each with the time it took itself.
+LANE_DIR=""
+LANE_PIDS=()
+LANE_JOBS=()
+lane() {  # lane JOB...: run the jobs (see job_name, job_run) one after another, in the background
+    [ -n "$LANE_DIR" ] || LANE_DIR="$(mktemp -d)"
+    local first=${#LANE_JOBS[@]}
+    LANE_JOBS+=("$@")
+    (
+        local i job start rc
+        for i in $(seq "$first" $((first + $# - 1))); do
+            job="${LANE_JOBS[$i]}" start=$SECONDS rc=0
+            printf '\n==> %s: started beside the others (output follows when all end)\n' "$(job_name "$job")"
+            job_run "$job" >"$LANE_DIR/$i.log" 2>&1 </dev/null || rc=$?
+            echo "$rc $((SECONDS - start))" >"$LANE_DIR/$i.result"
+            printf '<== %s: %ss (%s)\n' "$(job_name "$job")" "$((SECONDS - start))" \
+                "$([ $rc -eq 0 ] && echo ok || echo "exit $rc")"
+        done
+    ) &
+    LANE_PIDS+=($!)
 }
 
-stage_wait() {
-    [ -n "$BACKGROUND_PID" ] || return 0
-    wait "$BACKGROUND_PID" || true
-    BACKGROUND_PID=""
-    local rc took
-    read -r rc took <"$BACKGROUND_RESULT" || { rc=1 took="?"; }
-    printf '\n==> %s (ran in the background)\n' "$BACKGROUND_NAME"
-    cat "$BACKGROUND_LOG"
-    local log
-    log="$(log_name "$BACKGROUND_NAME")"
-    mv "$BACKGROUND_LOG" "$log"
-    [ "$rc" -eq 0 ] || note_failure "$BACKGROUND_NAME" "$log"
-    rm -f "$BACKGROUND_RESULT"
-    STAGES+=("$(printf '%-40s %5ss  %s' "$BACKGROUND_NAME (beside)" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")")
-    printf '<== %s: %ss (%s)\n' "$BACKGROUND_NAME" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo "exit $rc")"
-    return "$rc"
+lanes_wait() {  # wait for every lane, then print and record each stage
+    [ ${#LANE_PIDS[@]} -gt 0 ] || return 0
+    local pid i rc took result=0 name log
+    for pid in "${LANE_PIDS[@]}"; do wait "$pid" || true; done
+    LANE_PIDS=()
+    for i in "${!LANE_JOBS[@]}"; do
+        name="$(job_name "${LANE_JOBS[$i]}")"
+        read -r rc took <"$LANE_DIR/$i.result" 2>/dev/null || { rc=1 took="?"; }
+        printf '\n==> %s (ran beside the others)\n' "$name"
+        log="$(log_name "$name")"
+        mv "$LANE_DIR/$i.log" "$log" 2>/dev/null || : >"$log"
+        cat "$log"
+        [ "$rc" -eq 0 ] || { note_failure "$name" "$log"; result=1; }
+        STAGES+=("$(printf '%-40s %5ss  %s' "$name" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")")
+        printf '<== %s: %ss (%s)\n' "$name" "$took" "$([ "$rc" -eq 0 ] && echo ok || echo "exit $rc")"
+    done
+    LANE_JOBS=()
+    rm -rf "$LANE_DIR"
+    LANE_DIR=""
+    return $result
 }
 
 summary_checks() {  # summary_checks TOTAL-SECONDS: the checks per stage, and the time against CI's limit
@@ -140,7 +154,7 @@ summary_checks() {  # summary_checks TOTAL-SECONDS: the checks per stage, and th
 
 summary() {
     local rc=$?
-    stage_wait || rc=$?
+    lanes_wait || rc=$?
     printf '\n%-40s %6s  %s\n' "stage" "time" "result"
     printf '%s\n' "${STAGES[@]}"
     local total=$((SECONDS - SUITE_START))
@@ -209,6 +223,73 @@ ensure_docker() {
     return 1
 }
 
+# The second release's Molecule runs go beside the first's on a second Docker engine
+# (cmd_test says why). It writes no iptables rules, so the first engine's stay as they
+# are; its networks take addresses from a pool of their own, and ensure_second_engine
+# lets them through to the mirror (NAT). Its default bridge is one of its own too:
+# dockerd started with --bridge=none deletes the host's docker0, the first engine's.
+SECOND_ENGINE=mailbundle-docker-2
+SECOND_DOCKER_HOST="unix:///var/run/$SECOND_ENGINE.sock"
+SECOND_POOL="${MAILBUNDLE_SECOND_POOL:-10.213.0.0/16}"
+SECOND_BRIDGE=mbdocker2
+SECOND_BRIDGE_ADDRESS="${MAILBUNDLE_SECOND_BRIDGE:-10.214.0.1/24}"
+
+second_engine_up() {
+    DOCKER_HOST="$SECOND_DOCKER_HOST" docker info >/dev/null 2>&1
+}
+
+ensure_second_engine() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "second docker engine: not root, none started: the releases run one after another"
+        return 0
+    fi
+    if second_engine_up; then
+        echo "second docker engine: answering, reused"
+    else
+        mkdir -p "/var/lib/$SECOND_ENGINE"
+        if ! ip link show "$SECOND_BRIDGE" >/dev/null 2>&1; then
+            ip link add name "$SECOND_BRIDGE" type bridge
+            ip address add "$SECOND_BRIDGE_ADDRESS" dev "$SECOND_BRIDGE"
+            ip link set "$SECOND_BRIDGE" up
+        fi
+        echo "second docker engine: dockerd is PID $(detach "/var/log/$SECOND_ENGINE.log" dockerd \
+            --host "$SECOND_DOCKER_HOST" --data-root "/var/lib/$SECOND_ENGINE" \
+            --exec-root "/var/run/$SECOND_ENGINE" --pidfile "/var/run/$SECOND_ENGINE.pid" \
+            --bridge "$SECOND_BRIDGE" --iptables=false --ip-masq=false \
+            --default-address-pool "base=$SECOND_POOL,size=24") (log: /var/log/$SECOND_ENGINE.log)"
+        local start=$SECONDS
+        until second_engine_up; do
+            if [ $((SECONDS - start)) -ge 60 ]; then
+                tail -n 20 "/var/log/$SECOND_ENGINE.log" >&2
+                echo "second docker engine: did not answer within 60s" >&2
+                return 1
+            fi
+            sleep 1
+        done
+        echo "second docker engine: up after $((SECONDS - start))s"
+    fi
+    # Its containers reach each other (the first engine's FORWARD policy drops what it
+    # does not know) and, masqueraded, the package mirror; nothing reaches them unasked.
+    sysctl -qw net.ipv4.ip_forward=1
+    iptables -C FORWARD -s "$SECOND_POOL" -j ACCEPT 2>/dev/null \
+        || iptables -I FORWARD -s "$SECOND_POOL" -j ACCEPT
+    iptables -C FORWARD -d "$SECOND_POOL" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null \
+        || iptables -I FORWARD -d "$SECOND_POOL" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    iptables -t nat -C POSTROUTING -s "$SECOND_POOL" ! -d "$SECOND_POOL" -j MASQUERADE 2>/dev/null \
+        || iptables -t nat -A POSTROUTING -s "$SECOND_POOL" ! -d "$SECOND_POOL" -j MASQUERADE
+    # The base images, as the first engine has them (same image IDs).
+    local image want
+    for image in $(docker images --format '{{.Repository}}:{{.Tag}}' debian-systemd); do
+        want="$(docker image inspect -f '{{.Id}}' "$image")"
+        if [ "$(DOCKER_HOST="$SECOND_DOCKER_HOST" docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" = "$want" ]; then
+            echo "second docker engine: image $image present, kept"
+        else
+            docker save "$image" | DOCKER_HOST="$SECOND_DOCKER_HOST" docker load -q >/dev/null
+            echo "second docker engine: image $image copied from the first engine"
+        fi
+    done
+}
+
 ensure_images() {
     command -v debootstrap >/dev/null || apt_install debootstrap
     scripts/build-images.sh trixie bookworm
@@ -249,58 +330,95 @@ cmd_test() {
     SUITE=test
     rm -rf "$JUNIT"
     stage "virtualenv" ensure_venv
-    stage "docker engine" ensure_docker
-    stage "base images" ensure_images
+    # The engines and the base images come beside the lint (downloads and disk against
+    # CPU); the unit tests later, at the end of the third lane: the first ten minutes
+    # of the lanes (three converges) keep both cores busy, the checks after them
+    # mostly wait, and the cores are half idle (docs/testing.md).
+    lane engines
     stage "yamllint + ansible-lint" run_lint
-    stage "unit tests" run_unit
-    # Scenarios whose platforms name MOLECULE_DISTRO run in the foreground, once per
-    # release. Beside the first of those runs, in the background, the lab check and
-    # then the small bench; beside the second, each scenario that fixes its hosts'
-    # releases itself (multihost: A on 13, B on 12), once. They all have containers and
-    # networks of their own, and spend much of their time waiting (package downloads,
-    # the tests' timers), so side by side the suite is much shorter. Whatever finds no
-    # foreground run to go beside (MOLECULE_DISTROS with one release) runs after.
-    local per_release=() beside=(lab_and_bench) scenario distro job
+    lanes_wait
+    # Every Molecule run side by side, in three lanes (after their converges they
+    # mostly wait: on the checks' timers, on the network):
+    # 1. the scenarios whose platforms name MOLECULE_DISTRO, on the first release;
+    #    then the lab check;
+    # 2. the same scenarios on the other releases, on the second engine (Molecule
+    #    names containers after their hosts, mx1.example.test on both, and one engine
+    #    holds one container of a name);
+    # 3. the scenarios that fix their hosts' releases themselves (multihost: A on 13,
+    #    B on 12), once; then the small bench, on the second engine (its containers
+    #    carry the lab's label, which the lab check counts on the first), then the
+    #    unit tests.
+    # Without a second engine, the first lane runs every release, the lab check and
+    # the bench one after another.
+    local first="${DISTROS%% *}" per_release=() fixed=() scenario distro
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue
         if grep -q MOLECULE_DISTRO "molecule/$scenario/molecule.yml"; then
             per_release+=("$scenario")
         else
-            beside+=("molecule:$scenario")
+            fixed+=("molecule:$scenario:$first")
         fi
     done
+    local lane1=() lane2=() lane3=("${fixed[@]}")
     for scenario in "${per_release[@]}"; do
-        for distro in $DISTROS; do
-            if [ ${#beside[@]} -gt 0 ]; then
-                start_beside "${beside[0]}"
-                beside=("${beside[@]:1}")
+        lane1+=("molecule:$scenario:$first")
+        for distro in ${DISTROS#"$first"}; do
+            if second_engine_up; then
+                lane2+=("molecule:$scenario:$distro:second")
+            else
+                lane1+=("molecule:$scenario:$distro")
             fi
-            stage "molecule $scenario ($distro)" run_molecule "$scenario" "$distro"
-            stage_wait
         done
     done
-    for job in "${beside[@]}"; do
-        start_beside "$job"
-        stage_wait
-    done
+    lane1+=(lab)
+    if second_engine_up; then lane3+=(bench:second); else lane1+=(bench); fi
+    lane3+=(unit)
+    lane "${lane1[@]}"
+    [ ${#lane2[@]} -eq 0 ] || lane "${lane2[@]}"
+    lane "${lane3[@]}"
+    lanes_wait
 }
 
-start_beside() {
+job_name() {  # job_name JOB: the stage's name in the log and the summary
+    local scenario distro
     case "$1" in
-        lab_and_bench) stage_background "make lab twice, lab-down; bench (200)" lab_and_bench ;;
-        molecule:*) stage_background "molecule ${1#molecule:} (13 and 12)" run_molecule "${1#molecule:}" "${DISTROS%% *}" ;;
+        engines) echo "docker engines and base images" ;;
+        unit) echo "unit tests" ;;
+        lab) echo "make lab twice, lab-down" ;;
+        bench*) echo "make bench, 200 messages" ;;
+        molecule:*)
+            IFS=: read -r _ scenario distro _ <<<"$1"
+            if grep -q MOLECULE_DISTRO "molecule/$scenario/molecule.yml"; then
+                echo "molecule $scenario ($distro)"
+            else
+                echo "molecule $scenario (13 and 12)"
+            fi ;;
     esac
 }
 
-# The quick start checked (make lab twice, make lab-down), then the small bench; both
-# run even if the first fails, and either failing fails the stage.
-lab_and_bench() {
-    local rc=0
-    echo "--- make lab twice, make lab-down (scripts/check_lab.sh)"
-    scripts/check_lab.sh || rc=$?
-    echo "--- make bench, 200 messages"
-    run_bench_small || rc=$?
-    return $rc
+job_run() {  # job_run JOB
+    local scenario distro engine
+    case "$1" in
+        engines) ensure_docker && ensure_images && ensure_second_engine ;;
+        unit) run_unit ;;
+        lab) scripts/check_lab.sh ;;
+        bench) run_bench_small ;;
+        bench:second) DOCKER_HOST="$SECOND_DOCKER_HOST" run_bench_small ;;
+        molecule:*)
+            IFS=: read -r _ scenario distro engine <<<"$1"
+            # Concurrent pytest sessions each get a temporary folder of their own.
+            local addopts="--basetemp=$(mktemp -d)/pytest"
+            if [ "$engine" = second ]; then
+                # Its own engine, its own Molecule state (the same scenario runs on the
+                # first engine meanwhile) and its own IPv6 prefix on this host.
+                DOCKER_HOST="$SECOND_DOCKER_HOST" PYTEST_ADDOPTS="$addopts" \
+                    MOLECULE_EPHEMERAL_DIRECTORY="$HOME/.cache/molecule/mailbundle/$scenario-$distro" \
+                    MOLECULE_IPV6_SUBNET="fd42:6d61:696c:4::/64" \
+                    run_molecule "$scenario" "$distro"
+            else
+                PYTEST_ADDOPTS="$addopts" run_molecule "$scenario" "$distro"
+            fi ;;
+    esac
 }
 
 # make bench at a tenth of its size: every message must be found and the second

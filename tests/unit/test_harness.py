@@ -80,3 +80,34 @@ def test_a_detached_daemon_holds_only_its_log_and_dev_null(tmp_path):
             break
         time.sleep(0.1)
     assert "daemon up" in log.read_text()
+
+
+def test_lanes_run_side_by_side_and_a_failed_stage_in_one_fails_the_wait(tmp_path):
+    # Two lanes of two stages each; a stage of the first fails. Its lane goes on, the
+    # other lane is not held up, every stage is reported, and the wait fails.
+    out = harness("""
+        job_name() { echo "job $1"; }
+        job_run() {
+            case "$1" in
+                a1) sleep 3; echo "a1 done $(date +%s)" ;;
+                a2) echo "a2 ran"; echo 'fatal: [mx1]: FAILED! => {"msg": "a2"}'; return 4 ;;
+                b1) echo "b1 done $(date +%s)" ;;
+                b2) sleep 3; echo "b2 done" ;;
+            esac
+        }
+        start=$(date +%s)
+        lane a1 a2
+        lane b1 b2
+        lanes_wait && echo "wait passed" || echo "wait failed"
+        echo "took $(( $(date +%s) - start ))"
+        printf '%s\\n' "${STAGES[@]}"
+        cat "$FAILURES"
+    """, tmp_path, timeout=60)
+    assert "wait failed" in out
+    # Side by side: three seconds in each lane, not six in a row.
+    assert int(out.split("took ")[1].split()[0]) < 6, out
+    recorded = [line.split()[1] for line in out.splitlines() if line.startswith("job ") and line.rstrip().endswith(("ok", "FAILED"))]
+    assert recorded == ["a1", "a2", "b1", "b2"], out
+    assert "a2 ran" in out and "b2 done" in out
+    assert any(line.startswith("job a2") and line.endswith("FAILED") for line in out.splitlines()), out
+    assert 'fatal: [mx1]: FAILED! => {"msg": "a2"}' in out
