@@ -37,7 +37,7 @@ import urllib.request
 
 def browser(args):
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -167,8 +167,17 @@ def browser(args):
                 answer["vacation_notice"] = ""
             shot("vacation")
 
-        visible("a.logout")[0].click()
-        wait.until(EC.visibility_of_element_located((By.ID, "rcmloginuser")))
+        # A click that lands while Roundcube is still leaving a page (the list it goes back
+        # to after sending) is lost with that page, as a user's would be: click again,
+        # three times at most, before calling it a failure.
+        for attempt in range(1, 4):
+            try:
+                visible("a.logout")[0].click()
+                WebDriverWait(driver, 20).until(EC.visibility_of_element_located((By.ID, "rcmloginuser")))
+                break
+            except (IndexError, StaleElementReferenceException, TimeoutException):
+                if attempt == 3:
+                    raise
         answer["logged_out"] = True
         shot("logged-out")
         return answer
