@@ -331,9 +331,8 @@ cmd_test() {
     rm -rf "$JUNIT"
     stage "virtualenv" ensure_venv
     # The engines and the base images come beside the lint (downloads and disk against
-    # CPU); the unit tests later, at the end of the third lane: the first ten minutes
-    # of the lanes (three converges) keep both cores busy, the checks after them
-    # mostly wait, and the cores are half idle (docs/testing.md).
+    # CPU); the unit tests at the end of the third lane, the shortest before them
+    # (docs/testing.md says what each stage took there).
     lane engines
     stage "yamllint + ansible-lint" run_lint
     lanes_wait
