@@ -316,8 +316,12 @@ run_unit() {
     run_checked unit "$VENV/bin/pytest" -q -p no:cacheprovider -n auto --junitxml="$JUNIT/unit.xml" tests/unit
 }
 
+per_release() {  # per_release SCENARIO: true if its platforms name MOLECULE_DISTRO (run once per release)
+    grep -q MOLECULE_DISTRO "molecule/$1/molecule.yml"
+}
+
 checks_list() {  # checks_list SCENARIO DISTRO: the list (and results file) of a Molecule run
-    if grep -q MOLECULE_DISTRO "molecule/$1/molecule.yml"; then echo "$1-$2"; else echo "$1"; fi
+    if per_release "$1"; then echo "$1-$2"; else echo "$1"; fi
 }
 
 run_molecule() {  # run_molecule SCENARIO DISTRO
@@ -349,20 +353,21 @@ cmd_test() {
     #    unit tests.
     # Without a second engine, the first lane runs every release, the lab check and
     # the bench one after another.
-    local first="${DISTROS%% *}" per_release=() fixed=() scenario distro
+    local first="${DISTROS%% *}" each_release=() fixed=() scenario distro
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue
-        if grep -q MOLECULE_DISTRO "molecule/$scenario/molecule.yml"; then
-            per_release+=("$scenario")
+        if per_release "$scenario"; then
+            each_release+=("$scenario")
         else
             fixed+=("molecule:$scenario:$first")
         fi
     done
-    local lane1=() lane2=() lane3=("${fixed[@]}")
-    for scenario in "${per_release[@]}"; do
+    local lane1=() lane2=() lane3=("${fixed[@]}") second=""
+    second_engine_up && second=yes
+    for scenario in "${each_release[@]}"; do
         lane1+=("molecule:$scenario:$first")
         for distro in ${DISTROS#"$first"}; do
-            if second_engine_up; then
+            if [ -n "$second" ]; then
                 lane2+=("molecule:$scenario:$distro:second")
             else
                 lane1+=("molecule:$scenario:$distro")
@@ -370,7 +375,7 @@ cmd_test() {
         done
     done
     lane1+=(lab)
-    if second_engine_up; then lane3+=(bench:second); else lane1+=(bench); fi
+    if [ -n "$second" ]; then lane3+=(bench:second); else lane1+=(bench); fi
     lane3+=(unit)
     lane "${lane1[@]}"
     [ ${#lane2[@]} -eq 0 ] || lane "${lane2[@]}"
@@ -387,7 +392,7 @@ job_name() {  # job_name JOB: the stage's name in the log and the summary
         bench*) echo "make bench, 200 messages" ;;
         molecule:*)
             IFS=: read -r _ scenario distro _ <<<"$1"
-            if grep -q MOLECULE_DISTRO "molecule/$scenario/molecule.yml"; then
+            if per_release "$scenario"; then
                 echo "molecule $scenario ($distro)"
             else
                 echo "molecule $scenario (13 and 12)"
