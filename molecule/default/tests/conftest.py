@@ -7,8 +7,8 @@ import sys
 import time
 import uuid
 
+import hostexec
 import pytest
-import testinfra
 import testinfra.utils.ansible_runner
 import yaml
 
@@ -22,6 +22,10 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 RESTARTS_THE_CA = {"test_acme_outage_fails_clearly_and_keeps_the_certificate"}
 
 
+def pytest_sessionfinish():
+    hostexec.close_all()
+
+
 def pytest_collection_modifyitems(items):
     """The check that restarts the lab CA runs last, whatever the module order, so every
     other check verifies TLS against the root the served certificate was issued under."""
@@ -33,7 +37,7 @@ def _host(group):
     names = RUNNER.get_hosts(group)
     assert names, f"no host in group {group}"
     # Molecule names each container after its inventory host.
-    return testinfra.get_host(f"docker://{names[0]}")
+    return hostexec.get_host(names[0])
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,10 @@ import time
 import uuid
 
 import pytest
-import testinfra
+
+# The default scenario's helpers: the probe, and hosts reached through one docker exec.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "default/tests"))
+import hostexec  # noqa: E402
 
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).parents[3]))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -21,7 +24,11 @@ PASSWORDS = {"alice@a.test": "lab-alice-pw", "bob@b.test": "lab-bob-pw"}
 
 
 def host(name):
-    return testinfra.get_host(f"docker://{name}")
+    return hostexec.get_host(name)
+
+
+def pytest_sessionfinish():
+    hostexec.close_all()
 
 
 @pytest.fixture(scope="session")
