@@ -15,6 +15,10 @@ in one run on containers of its own (inventory/bench), then removed.
 Every message sent must be found in a Maildir (by its run's header) and a second
 site.yml must change nothing; otherwise the run fails (exit 1). The table is printed
 and written to BENCH_OUTPUT (BENCHMARKS.md), the throughput chart beside it.
+
+With --on-lab, steps 2 to 5 run on the lab that `make lab` brought up instead (make
+test does this between its two `make lab` runs and `make lab-down`): no deployment
+rows, the lab is left running with the bench's messages in its mailboxes.
 """
 import argparse
 import json
@@ -29,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_report  # noqa: E402  (beside this file)
@@ -40,6 +46,7 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 LOG_DIR = Path(tempfile.gettempdir()) / "mailbundle-bench"
 MX = "mailbundle-bench-mx1"
 CLIENT = "mailbundle-bench-client"
+LAB_INVENTORY = ROOT / "inventory/lab/hosts.yml"
 FLOOR = "mailbundle-bench-floor"
 MX_NAME = "mx1.example.test"
 RECIPIENTS = ["alice@example.test", "bob@example.test"]
@@ -277,6 +284,24 @@ def machine():
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
+def on_lab(messages):
+    """Points the loads at the lab's containers (inventory/lab), which must be running.
+    The lab keeps the role's sending limit, so the 587 load must stay under it."""
+    global MX, CLIENT
+    groups = yaml.safe_load(LAB_INVENTORY.read_text())["all"]["children"]
+    MX = next(iter(groups["mailservers"]["hosts"].values()))["ansible_host"]
+    CLIENT = next(iter(groups["lab_clients"]["hosts"].values()))["ansible_host"]
+    limit = min(recipients for recipients, _ in yaml.safe_load(
+        (ROOT / "roles/ratelimit/defaults/main.yml").read_text())["ratelimit_limits"])
+    if messages >= limit:
+        raise BenchError(f"--on-lab: {SUBMISSION_USER} may send to {limit} recipients an hour "
+                         f"on the lab (the ratelimit role's default); use --messages below that")
+    for container in (MX, CLIENT):
+        if run(["docker", "inspect", "-f", "{{.State.Running}}", container],
+               check=False).stdout.strip() != "true":
+            raise BenchError(f"--on-lab: the lab's {container} is not running (make lab first)")
+
+
 def bench(args):
     results = {"machine": machine(), "params": vars(args).copy(), "failures": []}
     image = f"debian-systemd:{os.environ.get('LAB_DISTRO', 'trixie')}"
@@ -379,12 +404,18 @@ def main():
     parser.add_argument("--loads-only", action="store_true",
                         help="on containers kept by --keep: steps 2 to 5 only (for tuning "
                              "the running services; the table then has no deployment rows)")
+    parser.add_argument("--on-lab", action="store_true", default=bool(env("BENCH_ON_LAB")),
+                        help="steps 2 to 5 on the running lab (make lab) instead; the lab "
+                             "is left running, the bench's messages in its mailboxes")
     args = parser.parse_args()
     if min(args.messages, args.size, args.sessions, args.imap_messages) < 1:
         parser.error("every count and size must be at least 1")
+    args.loads_only = args.loads_only or args.on_lab
     start = time.time()
     results = None
     try:
+        if args.on_lab:
+            on_lab(args.messages)
         results = bench(args)
         bench_mail(args, results)
     except BenchError as error:

@@ -343,16 +343,13 @@ cmd_test() {
     # Every Molecule run side by side, in three lanes (after their converges they
     # mostly wait: on the checks' timers, on the network):
     # 1. the scenarios whose platforms name MOLECULE_DISTRO, on the first release;
-    #    then the lab check;
+    #    then the unit tests;
     # 2. the same scenarios on the other releases, on the second engine (Molecule
     #    names containers after their hosts, mx1.example.test on both, and one engine
     #    holds one container of a name);
     # 3. the scenarios that fix their hosts' releases themselves (multihost: A on 13,
-    #    B on 12), once; then the small bench, on the second engine (its containers
-    #    carry the lab's label, which the lab check counts on the first), then the
-    #    unit tests.
-    # Without a second engine, the first lane runs every release, the lab check and
-    # the bench one after another.
+    #    B on 12), once; then the lab check with make bench's loads on the lab.
+    # Without a second engine, the first lane runs every release one after another.
     local first="${DISTROS%% *}" each_release=() fixed=() scenario distro
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue
@@ -374,9 +371,8 @@ cmd_test() {
             fi
         done
     done
-    lane1+=(lab)
-    if [ -n "$second" ]; then lane3+=(bench:second); else lane1+=(bench); fi
-    lane3+=(unit)
+    lane1+=(unit)
+    lane3+=(lab)
     lane "${lane1[@]}"
     [ ${#lane2[@]} -eq 0 ] || lane "${lane2[@]}"
     lane "${lane3[@]}"
@@ -388,8 +384,7 @@ job_name() {  # job_name JOB: the stage's name in the log and the summary
     case "$1" in
         engines) echo "docker engines and base images" ;;
         unit) echo "unit tests" ;;
-        lab) echo "make lab twice, lab-down" ;;
-        bench*) echo "make bench, 200 messages" ;;
+        lab) echo "make lab twice, bench loads, lab-down" ;;
         molecule:*)
             IFS=: read -r _ scenario distro _ <<<"$1"
             if per_release "$scenario"; then
@@ -406,8 +401,6 @@ job_run() {  # job_run JOB
         engines) ensure_docker && ensure_images && ensure_second_engine ;;
         unit) run_unit ;;
         lab) scripts/check_lab.sh ;;
-        bench) run_bench_small ;;
-        bench:second) DOCKER_HOST="$SECOND_DOCKER_HOST" run_bench_small ;;
         molecule:*)
             IFS=: read -r _ scenario distro engine <<<"$1"
             # Concurrent pytest sessions each get a temporary folder of their own.
@@ -423,13 +416,6 @@ job_run() {  # job_run JOB
                 PYTEST_ADDOPTS="$addopts" run_molecule "$scenario" "$distro"
             fi ;;
     esac
-}
-
-# make bench at a tenth of its size: every message must be found and the second
-# site.yml must change nothing, or it fails. Its figures stay out of BENCHMARKS.md.
-run_bench_small() {
-    BENCH_MESSAGES=200 BENCH_IMAP_MESSAGES=1000 BENCH_OUTPUT="$(mktemp -d)/BENCHMARKS.md" \
-        "$VENV/bin/python" scripts/bench.py
 }
 
 # The loop for working on one part: the containers stay up, so `make verify K=...`

@@ -138,3 +138,12 @@ def test_the_yardstick_is_a_perl_program_that_prints_its_time():
     out = subprocess.run(["perl", "-e", bench.YARDSTICK], capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert 0 < float(out) < 60
+
+
+def test_on_lab_points_at_the_labs_containers_and_keeps_under_its_sending_limit(monkeypatch):
+    # Restored after the test: on_lab rebinds the module's container names.
+    monkeypatch.setattr(bench, "MX", bench.MX)
+    monkeypatch.setattr(bench, "CLIENT", bench.CLIENT)
+    with pytest.raises(bench.BenchError, match="may send to 200 recipients an hour"):
+        bench.on_lab(200)
+    assert (bench.MX, bench.CLIENT) == ("mailbundle-lab-mx1", "mailbundle-lab-client")
