@@ -109,7 +109,7 @@ BAD_CERTBOT = [
     ({"certbot_extra_names": ["mail_server.example.test"]}, "'mail_server.example.test' is not a lowercase DNS name"),
     ({"certbot_acme_server": "http://acme.example.test/dir"}, "'http://acme.example.test/dir' must be the https://"),
     ({"certbot_challenge": "dns"}, "dns (with certbot_dns_plugin and certbot_dns_credentials set)"),
-    ({"certbot_key_type": "rsa", "certbot_rsa_key_size": 1024}, "certbot_rsa_key_size must be one of: 2048, 3072, 4096, got: 1024"),
+    ({"certbot_key_type": "rsa", "certbot_rsa_key_size": 1024}, "rsa (2048, 3072 or 4096 bits, here '1024')"),
 ]
 
 
@@ -120,6 +120,8 @@ def test_bad_certbot_value_fails_before_any_request(tmp_path, values, message):
     assert run.returncode != 0, out
     assert message in out, out
     assert "Request the certificate from the ACME server" not in out, out
+    # Stopped before any role of the play, not only before certbot's.
+    assert "TASK [mailaccounts" not in out, out
     assert "changed=0" in out, out
 
 
