@@ -85,8 +85,9 @@ def now(server):
     return host(server).check_output("date +%s")
 
 
-def run_playbook(playbook, *inventories, limit=None, output=None):
-    """Run a project playbook with the scenario's inventory (and more inventory files).
+def run_playbook(playbook, *inventories, limit=None, tags=None, output=None):
+    """Run a project playbook with the scenario's inventory (and more inventory files),
+    on the hosts of limit and with the tags of tags if given.
 
     Returns {host: [names of the tasks that changed it]}, every host of the run listed.
     A task delegated to the controller (a file written there) counts for the host it ran
@@ -101,6 +102,8 @@ def run_playbook(playbook, *inventories, limit=None, output=None):
         command += ["-i", str(inventory)]
     if limit:
         command += ["--limit", limit]
+    if tags:
+        command += ["--tags", tags]
     result = subprocess.run([*command, str(PROJECT / playbook)], capture_output=True, text=True, env=env,
                             check=False, timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
