@@ -178,11 +178,14 @@ apt_install() {  # install Debian packages, refreshing the lists once per run
         echo "missing: $* -- install it (this script installs it only as root on Debian)" >&2
         return 1
     fi
+    # make test installs from two stages at once (the virtualenv's and the engines'):
+    # one apt-get at a time, the other waits for the lock instead of failing on it.
     if [ -z "${__APT_UPDATED:-}" ]; then
-        apt-get update -qq
+        flock /var/lock/mailbundle-apt apt-get update -qq
         __APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    DEBIAN_FRONTEND=noninteractive flock /var/lock/mailbundle-apt \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 ensure_venv() {
@@ -333,11 +336,10 @@ cmd_test() {
     trap summary EXIT
     SUITE=test
     rm -rf "$JUNIT"
-    stage "virtualenv" ensure_venv
-    # The engines and the base images come beside the lint (downloads and disk against
-    # CPU); the unit tests at the end of the third lane, the shortest before them
-    # (docs/testing.md says what each stage took there).
+    # The engines and the base images come beside the virtualenv and the lint
+    # (downloads and disk against CPU; docs/testing.md says what each stage took).
     lane engines
+    stage "virtualenv" ensure_venv
     stage "yamllint + ansible-lint" run_lint
     lanes_wait
     # Every Molecule run side by side, in three lanes (after their converges they
