@@ -38,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_report  # noqa: E402  (beside this file)
-from lab_report import lab_passwords  # noqa: E402
+from lab_report import LAB, lab_passwords  # noqa: E402
 
 INVENTORY = "inventory/bench"
 # The venv's ansible-playbook (make bench runs this script with the venv's Python).
@@ -46,7 +46,6 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 LOG_DIR = Path(tempfile.gettempdir()) / "mailbundle-bench"
 MX = "mailbundle-bench-mx1"
 CLIENT = "mailbundle-bench-client"
-LAB_INVENTORY = ROOT / "inventory/lab/hosts.yml"
 FLOOR = "mailbundle-bench-floor"
 MX_NAME = "mx1.example.test"
 RECIPIENTS = ["alice@example.test", "bob@example.test"]
@@ -288,7 +287,7 @@ def on_lab(messages):
     """Points the loads at the lab's containers (inventory/lab), which must be running.
     The lab keeps the role's sending limit, so the 587 load must stay under it."""
     global MX, CLIENT
-    groups = yaml.safe_load(LAB_INVENTORY.read_text())["all"]["children"]
+    groups = yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["children"]
     MX = next(iter(groups["mailservers"]["hosts"].values()))["ansible_host"]
     CLIENT = next(iter(groups["lab_clients"]["hosts"].values()))["ansible_host"]
     limit = min(recipients for recipients, _ in yaml.safe_load(
