@@ -336,11 +336,10 @@ cmd_test() {
     trap summary EXIT
     SUITE=test
     rm -rf "$JUNIT"
-    # The engines and the base images come beside the virtualenv and the lint
-    # (downloads and disk against CPU; docs/testing.md says what each stage took).
+    # The engines and the base images come beside the virtualenv (downloads and disk
+    # against CPU; docs/testing.md says what each stage took).
     lane engines
     stage "virtualenv" ensure_venv
-    stage "yamllint + ansible-lint" run_lint
     lanes_wait
     # Every Molecule run side by side, in three lanes (after their converges they
     # mostly wait: on the checks' timers, on the network):
@@ -350,7 +349,8 @@ cmd_test() {
     #    names containers after their hosts, mx1.example.test on both, and one engine
     #    holds one container of a name);
     # 3. the scenarios that fix their hosts' releases themselves (multihost: A on 13,
-    #    B on 12), once; then the lab check with make bench's loads on the lab.
+    #    B on 12), once; then the lab check with make bench's loads on the lab;
+    #    then the lint, where the shorter lanes have ended and a core is free.
     # Without a second engine, the first lane runs every release one after another.
     local first="${DISTROS%% *}" each_release=() fixed=() scenario distro
     for scenario in $(ls molecule); do
@@ -374,7 +374,7 @@ cmd_test() {
         done
     done
     lane1+=(unit)
-    lane3+=(lab)
+    lane3+=(lab lint)
     lane "${lane1[@]}"
     [ ${#lane2[@]} -eq 0 ] || lane "${lane2[@]}"
     lane "${lane3[@]}"
@@ -386,6 +386,7 @@ job_name() {  # job_name JOB: the stage's name in the log and the summary
     case "$1" in
         engines) echo "docker engines and base images" ;;
         unit) echo "unit tests" ;;
+        lint) echo "yamllint + ansible-lint" ;;
         lab) echo "make lab twice, bench loads, lab-down" ;;
         molecule:*)
             IFS=: read -r _ scenario distro _ <<<"$1"
@@ -402,6 +403,7 @@ job_run() {  # job_run JOB
     case "$1" in
         engines) ensure_docker && ensure_images && ensure_second_engine ;;
         unit) run_unit ;;
+        lint) run_lint ;;
         lab) scripts/check_lab.sh ;;
         molecule:*)
             IFS=: read -r _ scenario distro engine <<<"$1"
