@@ -24,6 +24,12 @@ log="$work/log"
 scripts/harness.sh lab >/dev/null
 echo "make lab: deployed ($(lab_containers | wc -l) containers)"
 scripts/harness.sh lab >"$log" 2>&1 || { cat "$log"; exit 1; }
+# The README's command that fetches the lab CA's root, run as written.
+ca_root="$(grep -o 'docker exec mailbundle-lab-[a-z]* curl [^`]*/roots/0' README.md | head -1)"
+[ -n "$ca_root" ] || { echo "README: the command that fetches the lab CA's root is gone" >&2; exit 1; }
+pem="$($ca_root)" || true
+grep -q -- "-----BEGIN CERTIFICATE-----" <<<"$pem" || { echo "README's command gave no certificate: $ca_root" >&2; exit 1; }
+echo "README's command for the lab CA's root: a certificate"
 if grep -E 'changed=[1-9]' "$log"; then
     echo "make lab run twice: the second run changed something (above)" >&2
     exit 1

@@ -59,7 +59,7 @@ def main():
     print("\nA mail program: IMAP 127.0.0.1:10993 (SSL/TLS) or 10143 (STARTTLS), SMTP 127.0.0.1:10587")
     print("(STARTTLS) or 10465 (SSL/TLS), user name = the full address. The certificate is for")
     print("mx1.example.test, from the lab's Pebble CA; its root (new at every Pebble start) is at")
-    print("  docker exec mailbundle-lab-ca curl -sk https://localhost:15000/roots/0")
+    print("  docker exec mailbundle-lab-client curl -fsS https://ca.example.test:15000/roots/0")
     print("Trust that root, or accept the certificate, for the lab only.")
     print("\nThe webmail: add '127.0.0.1 webmail.example.test' to /etc/hosts, then open")
     print("  https://webmail.example.test:10443/   (log in with a mailbox above)")

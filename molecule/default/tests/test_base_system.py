@@ -1,6 +1,7 @@
 """The base system (role common) as the lab inventory asks for it, seen on the hosts."""
 
 import json
+import re
 import uuid
 
 from conftest import lab_value, role_default, run_site
@@ -81,3 +82,18 @@ def test_invalid_input_fails_before_the_host_changes(mail):
     assert "not in the tz database" in out
     assert "changed=0" in out
     assert mail.check_output("sha256sum /etc/timezone /etc/hosts /etc/default/locale") == before
+
+
+def test_dry_run_of_the_deployed_host_predicts_no_change_and_fails_nothing(mail, mail_name):
+    """The dry run an operator makes before a change ("From the lab to a real server"):
+    site.yml --check --diff on the deployed host fails no task, predicts no change and
+    leaves /etc as it was. (The dry run of the fresh host is in prepare.yml.)"""
+    etc = "find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum"
+    before = mail.check_output(etc)
+    run = run_site("--check", "--diff")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)  # the recap's colours
+    assert run.returncode == 0, out[-4000:]
+    recap = re.search(re.escape(mail_name) + r"\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0\s", out)
+    assert recap, out[-4000:]
+    assert recap.group(1) == "0", "the dry run predicts changes on a deployed host:\n" + out[-6000:]
+    assert mail.check_output(etc) == before
