@@ -48,6 +48,8 @@ def smtp(args):
     # Connecting separately keeps the banner; smtplib takes the TLS server name from
     # _host, which only the constructor sets, so set it here too.
     conn._host = args.host  # pylint: disable=protected-access
+    # Raw commands may carry UTF-8 (an address with a non-ASCII local part).
+    conn.command_encoding = "utf-8"
     out["banner"] = answer(conn.connect(args.host, args.port))
     try:
         if args.cmd:

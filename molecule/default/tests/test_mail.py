@@ -1,6 +1,7 @@
 """The core mail service over the wire, from the client host: delivery, reading,
 refusals. Every message carries a unique token that the reading side looks for."""
 
+import base64
 import json
 import time
 
@@ -74,6 +75,38 @@ def test_catch_all_takes_unknown_addresses_but_not_mailboxes(probe, passwords):
     assert wait_for(probe, CAROL, passwords[CAROL], tok)["found"] == 1
 
 
+def test_utf8_headers_and_body_arrive_byte_for_byte(probe, passwords):
+    """8-bit mail (UTF-8 in a header and the body, ASCII addresses), as a sender does
+    when SMTPUTF8 is not offered: delivered, and read back over IMAP as sent."""
+    tok = token()
+    header, text = "Comments: Grüße aus Köln", "Ünïcödé ✓ Добрый день 你好"
+    sent = send25(probe, [BOB], tok, "--header", header, "--text", text)
+    assert sent["data"][0] == 250, sent
+    seen = wait_for(probe, BOB, passwords[BOB], tok, 993, "--fetch")
+    assert seen["found"] == 1, seen
+    stored = base64.b64decode(seen["raw"][0])
+    assert header.encode() + b"\r\n" in stored, stored[:2000]
+    assert text.encode() + b"\r\n" in stored, stored[-500:]
+
+
+def test_smtputf8_is_refused_before_the_message_not_bounced_after(probe, mail):
+    """SMTPUTF8 is not offered (Dovecot's LMTP cannot carry it): a client that asks for it
+    is refused at MAIL, so nothing is accepted and then bounced by our own setup; an
+    address with a non-ASCII local part is refused at RCPT where no catch-all takes it."""
+    start = mail.check_output("date +%s")
+    session = probe("smtp", 25, "--cmd", "EHLO client.example.test",
+                    "--cmd", "MAIL FROM:<someone@outside.example> SMTPUTF8",
+                    "--cmd", "RSET",
+                    "--cmd", "MAIL FROM:<someone@outside.example>",
+                    "--cmd", "RCPT TO:<jörg@example.test>")
+    ehlo, utf8_mail, _, mail_from, rcpt = session["replies"]
+    assert "SMTPUTF8" not in ehlo[1].upper().splitlines(), ehlo
+    assert utf8_mail[0] == 555, utf8_mail
+    assert mail_from[0] == 250, mail_from
+    assert rcpt[0] == 550 and "User unknown" in rcpt[1], rcpt
+    assert "SMTPUTF8 is required" not in mail.check_output(f"journalctl --since @{start} -o cat")
+
+
 def test_smtp_greeting_and_protocol_rules(probe):
     session = probe("smtp", 25, "--cmd", "MAIL FROM:<someone@outside.example>",
                     "--cmd", "EHLO client.example.test", "--cmd", "VRFY alice@example.test")
@@ -83,7 +116,7 @@ def test_smtp_greeting_and_protocol_rules(probe):
     no_helo, ehlo, vrfy = session["replies"]
     assert no_helo[0] == 503, no_helo          # HELO/EHLO required
     features = ehlo[1].upper().splitlines()
-    assert "SMTPUTF8" in features and "8BITMIME" in features, features
+    assert "8BITMIME" in features and "SMTPUTF8" not in features, features
     assert vrfy[0] == 502, vrfy                # VRFY off
 
 
