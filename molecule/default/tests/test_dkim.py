@@ -75,6 +75,26 @@ def test_submitted_mail_is_signed_and_verifies_against_the_published_key(probe, 
                            dnsfunc=lambda name, timeout=5: txt(zones, name.decode()))
 
 
+def test_submitted_mail_leaves_without_the_senders_address_and_helo(probe, passwords, zones, client, mail_name):
+    """Submission privacy (postfix_submission_hide_client, on by default): the Received
+    header Postfix writes for the logged-in client names neither the client's HELO
+    name nor any of its addresses; the server's own trace stays, and DKIM verifies."""
+    tok = token()
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--rcpt", BOB, "--token", tok)
+    assert sent["data"][0] == 250, sent
+    message = fetch(probe, BOB, passwords[BOB], tok)
+    received = [value.decode(errors="replace") for name, value in dkim.rfc822_parse(message)[0]
+                if name.lower() == b"received"]
+    own = [r for r in received if f"by {mail_name} (Postfix) with ESMTPSA id" in r]
+    assert len(own) == 1 and f"for <{BOB}>" in own[0], received
+    addresses = client.check_output("hostname -I").split()
+    assert addresses, "the client host has no address"
+    for private in ["client.example.test", *addresses]:
+        assert not any(private in r for r in received), (private, received)
+    assert dkim.verify(message, dnsfunc=lambda name, timeout=5: txt(zones, name.decode())), message[:2000]
+
+
 def test_inbound_mail_gets_an_authentication_results_header(probe, passwords, mail_name):
     tok = token()
     sent = send25(probe, [ALICE], tok)
