@@ -95,7 +95,7 @@ def smtp(args):
         # Date and Message-ID as every real mail program writes them, so that spam scores
         # in the tests come from what a test sends on purpose.
         body += (f"Date: {email.utils.formatdate()}\r\n"
-                 f"From: <{args.mail_from}>\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
+                 f"From: {args.from_header or f'<{args.mail_from}>'}\r\nTo: <{args.rcpt[0]}>\r\nSubject: probe {args.token}\r\n"
                 f"Message-ID: <{args.token}@client.example.test>\r\n\r\nToken {args.token}\r\n")
         if args.text:
             body += args.text + "\r\n"
@@ -202,6 +202,7 @@ def main():
     parser.add_argument("--no-data", action="store_true")
     parser.add_argument("--text", default="", help="smtp: a line added to the body")
     parser.add_argument("--header", action="append", default=[], help="smtp: a header line put first")
+    parser.add_argument("--from-header", default="", help="smtp: the From field's value (default: <MAIL FROM>)")
     parser.add_argument("--folder", default="INBOX", help="IMAP: the folder searched")
     parser.add_argument("--move-to", default="", help="IMAP: move the token's messages to this folder")
     parser.add_argument("--pregreet", action="store_true", help="smtp: send EHLO before the greeting")

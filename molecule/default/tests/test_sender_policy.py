@@ -43,6 +43,22 @@ def test_dmarc_reject_policy_refuses_the_message_at_smtp_time(probe, passwords):
     assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=5)["found"] == 0
 
 
+@pytest.mark.parametrize("forgery", [
+    ["--from-header", f"<{DMARC_REJECT}>, <someone@outside.example>"],
+    ["--header", "From: <someone@outside.example>", "--from-header", f"<{DMARC_REJECT}>"],
+], ids=["two-addresses", "two-fields"])
+def test_a_second_from_address_does_not_get_past_dmarc(probe, passwords, forgery):
+    """A domain that asks for rejection, named in From: beside the sender's own address,
+    or in a second From: field after the sender's own: with OpenDMARC's
+    RejectMultiValueFrom and RequiredHeaders off, both were delivered (tried on Debian
+    12). Refused at the end of DATA, and not in the mailbox."""
+    tok = token()
+    sent = probe("smtp", 25, "--starttls", "--mail-from", "someone@outside.example", "--rcpt", ALICE,
+                 "--token", tok, *forgery)
+    assert 500 <= sent["data"][0] < 600, sent
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=5)["found"] == 0
+
+
 def forged_pass(authserv_id, domain):
     return (f"Authentication-Results: {authserv_id}; dkim=pass header.d={domain}; "
             f"spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}")
