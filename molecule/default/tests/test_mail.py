@@ -107,7 +107,8 @@ def test_smtputf8_is_refused_before_the_message_not_bounced_after(probe, mail):
     assert "SMTPUTF8 is required" not in mail.check_output(f"journalctl --since @{start} -o cat")
 
 
-def test_mail_queued_while_dovecot_is_away_is_delivered_once_it_is_back(mail, probe, passwords, record_property):
+def test_mail_queued_while_dovecot_is_away_is_delivered_once_it_is_back(mail, probe, passwords,
+                                                                        record_testsuite_property):
     """Dovecot stopped: mail for its mailboxes waits in Postfix's queue (sent here with
     sendmail on the host; on 25 and 587 new mail gets a 4xx while Dovecot's services are
     away). Dovecot started again: every message is delivered within a minute, not after
@@ -134,7 +135,7 @@ def test_mail_queued_while_dovecot_is_away_is_delivered_once_it_is_back(mail, pr
         return sent <= {m["message_id"] for m in listed.get("messages", [])}
     assert wait_until(found, 60), "not all of the queued messages arrived within a minute of Dovecot's return"
     took = round(time.time() - back)
-    record_property("seconds_from_dovecot_back_to_last_delivery", took)  # in the JUnit XML
+    record_testsuite_property("seconds_from_dovecot_back_to_last_delivery", took)  # in the JUnit XML
     print(f"delivered {len(sent)} of {len(sent)} {took} s after Dovecot was back")
 
 

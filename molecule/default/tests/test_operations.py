@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from conftest import queue_entries, run_playbook, run_site, token, wait_for
+from conftest import queue_entries, run_playbook, run_site, token, wait_for, wait_until
 from test_mail import ALICE, BOB, send25
 
 REPOSITORY = "/var/backups/restic-mail"
@@ -146,6 +146,12 @@ def test_drill_matches_the_snapshot_and_fails_on_a_damaged_repository(mail, clie
         # restic check reads the data back and finds the damage too.
         assert run_unit(mail, "mail-backup-check.service") != 0
         assert status(mail, "check")["result"] == "failed"
+        # The failed unit's own alert, from the monitor run its OnFailure started; then
+        # that run must have ended: systemd merges a start of a oneshot that is still
+        # running into it, so the drill's failure would wait for the next timer tick.
+        assert wait_alert(client, since, "services", "firing"), alerts(client, since)
+        assert wait_until(lambda: mail.run("systemctl is-active mail-monitor.service").stdout.strip() != "activating",
+                          60)
         assert run_unit(mail, "mail-backup-drill.service") != 0
         failed = status(mail, "drill")
         # restic refuses the damaged data, or the comparison finds it.
