@@ -200,6 +200,15 @@ def wait_for(probe, user, password, tok, port=993, *flags, timeout=60):
         time.sleep(2)
 
 
+def fetch(probe, user, password, tok):
+    """The token's message as stored, byte for byte, read over IMAP 993."""
+    import base64
+
+    seen = wait_for(probe, user, password, tok, 993, "--fetch")
+    assert seen["found"] == 1, seen
+    return base64.b64decode(seen["raw"][0])
+
+
 @pytest.fixture(scope="module")
 def zones(tmp_path_factory):
     """The zone snippets of dns_records.yml, parsed by dnspython: {domain: Zone}; written

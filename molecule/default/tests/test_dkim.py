@@ -4,22 +4,14 @@ file playbooks/dns_records.yml wrote; inbound mail gets an Authentication-Result
 header; keys are generated once and kept; a stopped signer defers mail instead of
 letting it out unsigned."""
 
-import base64
-
 import dkim
 import pytest
-from conftest import lab_value, run_site, token, txt, wait_for
+from conftest import fetch, lab_value, run_site, token, txt, wait_for
 from test_mail import ALICE, BOB, CAROL, send25
 
 SELECTORS = lab_value("mailservers", "dkim", "opendkim_selectors")
 DOMAINS = lab_value("all", "mail", "mail_domains")
 KEY_DIR = "/etc/opendkim/keys"
-
-
-def fetch(probe, user, password, tok):
-    seen = wait_for(probe, user, password, tok, 993, "--fetch")
-    assert seen["found"] == 1, seen
-    return base64.b64decode(seen["raw"][0])
 
 
 def dkim_headers(message):

@@ -1,13 +1,12 @@
 """The core mail service over the wire, from the client host: delivery, reading,
 refusals. Every message carries a unique token that the reading side looks for."""
 
-import base64
 import json
 import time
 
 import pytest
 
-from conftest import addresses, lab_value, queue_entries, role_default, run_site, token, wait_for, wait_until
+from conftest import addresses, fetch, lab_value, queue_entries, role_default, run_site, token, wait_for, wait_until
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.org"
 OUTSIDE = "someone@outside.example"
@@ -82,9 +81,7 @@ def test_utf8_headers_and_body_arrive_byte_for_byte(probe, passwords):
     header, text = "Comments: Grüße aus Köln", "Ünïcödé ✓ Добрый день 你好"
     sent = send25(probe, [BOB], tok, "--header", header, "--text", text)
     assert sent["data"][0] == 250, sent
-    seen = wait_for(probe, BOB, passwords[BOB], tok, 993, "--fetch")
-    assert seen["found"] == 1, seen
-    stored = base64.b64decode(seen["raw"][0])
+    stored = fetch(probe, BOB, passwords[BOB], tok)
     assert header.encode() + b"\r\n" in stored, stored[:2000]
     assert text.encode() + b"\r\n" in stored, stored[-500:]
 
