@@ -8,7 +8,7 @@ import time
 
 import dkim
 import pytest
-from conftest import token, wait_for
+from conftest import token, wait_for, wait_until
 from test_mail import ALICE, BOB, send25
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -154,3 +154,56 @@ def test_only_our_two_milters_run_not_the_packages_own(mail):
     assert "spamass.sock" not in milters, milters
     assert mail.run("systemctl is-active spamass-milter").stdout.strip() == "inactive"
     assert mail.run("systemctl is-enabled spamass-milter").stdout.strip() == "masked"
+
+
+def first_refusal(session):
+    """The first 4xx or 5xx of an SMTP session (greeting to DATA), or None."""
+    for step in ("banner", "ehlo", "starttls", "mail"):
+        if step in session and session[step][0] >= 400:
+            return session[step]
+    for reply in session.get("rcpt", []) + ([session["data"]] if "data" in session else []):
+        if reply[0] >= 400:
+            return reply
+    return None
+
+
+def test_spam_filter_down_defers_on_25_lets_users_send_and_recovers(probe, passwords, mail, client,
+                                                                   record_testsuite_property):
+    """spamd stopped (finding 2 of the never-lose-mail review): port 25 answers 4xx, so
+    neither spam nor ham passes unscanned and the sender retries; the users' own mail on
+    587 is sent unscanned (outbound scanning only tags); the services alert fires; once
+    spamd is back the retried ham is delivered once and the retried spam refused."""
+    from test_operations import utc_now, wait_alert
+
+    ham, spam, own = token(), token(), token()
+    since = utc_now(mail)
+    mail.check_output("systemctl stop spamd")
+    try:
+        assert wait_until(lambda: mail.run("systemctl is-active mail-spamass-milter@inbound").stdout.strip()
+                          == "inactive", 30)
+        for tok, text in ((ham, "Lunch on Friday?"), (spam, GTUBE)):
+            sent = send25(probe, [ALICE], tok, "--text", text)
+            refusal = first_refusal(sent)
+            assert refusal and 400 <= refusal[0] < 500, sent
+        sent = probe("smtp", 587, "--starttls", "--user", BOB, "--password", passwords[BOB],
+                     "--mail-from", BOB, "--rcpt", ALICE, "--token", own)
+        assert sent["data"][0] == 250, sent
+        unscanned = headers(probe, ALICE, passwords[ALICE], own, "INBOX")
+        assert "x-spam-status" not in unscanned, unscanned
+        assert mail.run("systemctl start mail-monitor.service").rc == 0
+        fired = wait_alert(client, since, "services", "firing")
+        assert fired and "spamd.service is inactive" in fired[0]["message"], fired
+    finally:
+        mail.check_output("systemctl start spamd")
+    back = time.monotonic()
+    assert wait_until(lambda: mail.run("systemctl is-active mail-spamass-milter@inbound").stdout.strip()
+                      == "active", 120)
+    # The senders retry.
+    assert send25(probe, [ALICE], ham, "--text", "Lunch on Friday?")["data"][0] == 250
+    assert send25(probe, [ALICE], spam, "--text", GTUBE)["data"][0] == 550
+    assert headers(probe, ALICE, passwords[ALICE], ham, "INBOX")["x-spam-status"].startswith("No,")
+    took = round(time.monotonic() - back)
+    record_testsuite_property("seconds_from_spamd_back_to_retried_delivery", took)  # in the JUnit XML
+    print(f"the retried message was delivered {took} s after spamd was started again")
+    assert wait_for(probe, ALICE, passwords[ALICE], spam, timeout=2)["found"] == 0
+    assert wait_for(probe, ALICE, passwords[ALICE], spam, 993, "--folder", "Junk", timeout=2)["found"] == 0
