@@ -9,9 +9,13 @@ for protocol version here, not for trust.
 
 import argparse
 import base64
+import email.message
+import email.policy
 import email.utils
+import hashlib
 import imaplib
 import json
+import os
 import poplib
 import smtplib
 import ssl
@@ -38,6 +42,20 @@ class PregreetSMTP(smtplib.SMTP):
         sock = super()._get_socket(host, port, timeout)
         sock.sendall(b"EHLO pregreet.example\r\n")
         return sock
+
+
+def with_attachment(text, size):
+    """The message text with a file of size random bytes attached (MIME, base64), as a
+    mail program sends it; returns the message and the file's sha256."""
+    head, _, body = text.partition("\r\n\r\n")
+    message = email.message.EmailMessage(policy=email.policy.SMTP)
+    for line in head.split("\r\n"):
+        name, _, value = line.partition(": ")
+        message[name] = value
+    message.set_content(body.replace("\r\n", "\n"))
+    blob = os.urandom(size)
+    message.add_attachment(blob, maintype="application", subtype="octet-stream", filename="big.bin")
+    return message.as_bytes(), hashlib.sha256(blob).hexdigest()
 
 
 def smtp(args):
@@ -101,8 +119,12 @@ def smtp(args):
             body += args.text + "\r\n"
         if args.size:
             body += ("x" * 76 + "\r\n") * (args.size // 78 + 1)
+        data = body.encode()
+        if args.attach:
+            data, out["attachment_sha256"] = with_attachment(body, args.attach)
+            out["message_bytes"] = len(data)
         try:
-            out["data"] = answer(conn.data(body.encode()))
+            out["data"] = answer(conn.data(data))
         except smtplib.SMTPDataError as err:  # refused at DATA itself, before the message
             out["data"] = answer((err.smtp_code, err.smtp_error))
     finally:
@@ -137,6 +159,14 @@ def imap(args):
     else:
         found = conn.search(None, "SUBJECT", f'"{args.token}"')[1][0].split() if args.token else []
     out["found"] = len(found)
+    if args.attachments:
+        # The sha256 of each attachment of each of the token's messages, as stored.
+        out["attachment_sha256"] = []
+        for num in found:
+            raw = conn.fetch(num, "(BODY.PEEK[])")[1][0][1]
+            parsed = email.message_from_bytes(raw, policy=email.policy.default)
+            out["attachment_sha256"] += [hashlib.sha256(part.get_content()).hexdigest()
+                                         for part in parsed.iter_attachments()]
     if args.fetch:
         # The messages as stored, byte for byte (base64), for signature checks.
         out["raw"] = [base64.b64encode(conn.fetch(num, "(BODY.PEEK[])")[1][0][1]).decode() for num in found]
@@ -200,6 +230,8 @@ def main():
     parser.add_argument("--token", default="")
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--no-data", action="store_true")
+    parser.add_argument("--attach", type=int, default=0, help="smtp: attach a file of this many random bytes")
+    parser.add_argument("--attachments", action="store_true", help="IMAP: the sha256 of the token's messages' attachments")
     parser.add_argument("--text", default="", help="smtp: a line added to the body")
     parser.add_argument("--header", action="append", default=[], help="smtp: a header line put first")
     parser.add_argument("--from-header", default="", help="smtp: the From field's value (default: <MAIL FROM>)")

@@ -6,7 +6,7 @@ and forged Authentication-Results headers change nothing and are removed."""
 import pytest
 
 from conftest import token, wait_for
-from test_mail import ALICE
+from test_mail import ALICE, BOB, CAROL
 from test_spam import header_lines
 
 SPF_FAIL = "news@spf-fail.test"
@@ -104,3 +104,21 @@ def test_the_domains_own_sender_passes_spf_and_dmarc(probe, passwords, mail_name
     assert values(lines, "received-spf")[0].startswith("Pass"), lines
     results = " ".join(v for v in values(lines, "authentication-results") if v.startswith(mail_name))
     assert "spf=pass" in results and "dmarc=pass" in results, results
+
+
+@pytest.mark.parametrize("sender", [ALICE, "ALICE@Example.TEST", CAROL, "nobody@example.test"],
+                         ids=["user", "upper-case", "second-domain", "no-such-user"])
+def test_our_own_domains_as_sender_from_outside_are_refused_at_rcpt(probe, passwords, sender):
+    """Finding 3 of the never-lose-mail review: mail on port 25 from a client that has
+    not logged in, with one of our domains as envelope sender, is refused at RCPT,
+    whatever that domain's SPF record says (the lab publishes none for them); our users
+    send on 587 or 465, and mail from outside in general still arrives."""
+    tok = token()
+    sent = send_from(probe, sender, tok)
+    assert sent["rcpt"][0][0] == 554, sent
+    assert "only taken with a login, on port 587 or 465" in sent["rcpt"][0][1], sent
+    assert "data" not in sent, sent
+    other = token()
+    assert send_from(probe, "someone@outside.example", other)["data"][0] == 250
+    assert wait_for(probe, ALICE, passwords[ALICE], other)["found"] == 1
+    assert wait_for(probe, ALICE, passwords[ALICE], tok, timeout=2)["found"] == 0

@@ -30,10 +30,27 @@ def test_a_to_b_arrives_over_verified_tls_and_dkim_verifies(probe):
     log = journal("mx.a.test", "postfix*", since)
     assert "Verified TLS connection established to mx.b.test" in log, log[-3000:]
 
-    # B verified a.test's DKIM signature with the key the lab's DNS serves.
-    results = " ".join(message.get_all("Authentication-Results") or [])
-    assert "dkim=pass" in results and "header.d=a.test" in results, results
-    assert "spf=pass" in results or "smtp.mailfrom=a.test" in results, results
+    # B verified a.test's DKIM signature with the key the lab's DNS serves, A's address
+    # against a.test's SPF record, and the two against a.test's DMARC record.
+    assert_authenticated(message, "mx.b.test", "a.test")
+
+
+def assert_authenticated(message, receiver, domain):
+    """The receiver's own Authentication-Results: DKIM, SPF and DMARC passed for domain."""
+    results = " ".join(r for r in message.get_all("Authentication-Results") or [] if r.startswith(receiver))
+    assert "dkim=pass" in results and f"header.d={domain}" in results, results
+    assert f"spf=pass smtp.mailfrom={domain}" in results, results
+    assert "dmarc=pass" in results and f"header.from={domain}" in results, results
+
+
+def test_b_to_a_arrives_and_passes_dkim_spf_and_dmarc(probe):
+    """The other direction: B's user writes to A's."""
+    tok = token()
+    send_as(probe, "mx.b.test", "bob@b.test", "alice@a.test", tok)
+    message = wait_for_message(probe, "mx.a.test", "alice@a.test", tok)
+    hop = [r for r in message.get_all("Received") if "from mx.b.test" in r and "by mx.a.test" in r]
+    assert hop and "ESMTPS" in hop[0], message.get_all("Received")
+    assert_authenticated(message, "mx.a.test", "b.test")
 
 
 def test_unverifiable_peer_gets_nothing_until_it_verifies(probe):
@@ -58,3 +75,21 @@ def test_unverifiable_peer_gets_nothing_until_it_verifies(probe):
         a.check_output(f"mv /root/lab-root.crt {root} && update-ca-certificates >/dev/null && postfix reload")
     a.check_output("postqueue -f")
     wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
+
+
+def test_own_domain_as_sender_only_from_a_peer_never_from_outside(probe):
+    """B refuses mail on port 25 with b.test as sender from a client that is not one of
+    the site's servers; the same sender in mail forwarded by A (an alias of a.test that
+    points back to b.test) is taken and delivered."""
+    outside = probe("smtp", "mx.b.test", 25, "--starttls", "--mail-from", "bob@b.test",
+                    "--rcpt", "bob@b.test", "--no-data")
+    assert outside["rcpt"][0][0] == 554, outside
+    assert "only taken with a login" in outside["rcpt"][0][1], outside
+
+    tok = token()
+    since = now("mx.b.test")
+    send_as(probe, "mx.b.test", "bob@b.test", "b-desk@a.test", tok)
+    message = wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
+    hops = [r for r in message.get_all("Received") if "from mx.a.test" in r and "by mx.b.test" in r]
+    assert hops, message.get_all("Received")
+    assert "Sender address rejected" not in journal("mx.b.test", "postfix*", since)
