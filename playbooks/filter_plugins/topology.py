@@ -58,7 +58,23 @@ def mail_backups_of(backups, primary, hostvars, mailservers):
             if primary in hostvars[host].get("mail_backup_mx_for", mailservers)]
 
 
+def mail_peer_senders(peers, hostvars):
+    """The site's other mail hosts as Postfix's trusted senders: each peer's addresses
+    where the inventory knows them (dns_records_ipv4/dns_records_ipv6, else the facts
+    of this run, the addresses dns_records.yml publishes), else its name, which the
+    postfix role resolves on the host. So a run of the whole site writes the same list
+    before and after the peers' records are published."""
+    senders = []
+    for host in sorted(peers):
+        facts = hostvars[host].get("ansible_facts", {})
+        known = [hostvars[host].get(f"dns_records_ipv{version}")
+                 or facts.get(f"default_ipv{version}", {}).get("address") for version in (4, 6)]
+        known = [str(address) for address in known if address]
+        senders.extend(known or [host.lower()])
+    return senders
+
+
 class FilterModule:  # pylint: disable=too-few-public-methods
     def filters(self):
         return {"mail_peer_tls_policy": mail_peer_tls_policy, "mail_backup_relay": mail_backup_relay,
-                "mail_backups_of": mail_backups_of}
+                "mail_backups_of": mail_backups_of, "mail_peer_senders": mail_peer_senders}

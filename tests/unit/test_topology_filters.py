@@ -65,3 +65,16 @@ def test_backups_of_a_primary_are_those_standing_in_for_it():
     assert TOPOLOGY.mail_backups_of(list(hostvars), "mail.example.net", hostvars, mailservers) == \
         ["backup0.test", "backup1.test", "backup2.test"]
     assert TOPOLOGY.mail_backups_of([], "mx.a.test", hostvars, mailservers) == []
+
+
+def test_peer_senders_are_the_addresses_the_inventory_knows_else_the_names():
+    hostvars = {
+        "mx.a.test": {"ansible_facts": {"default_ipv4": {"address": "192.0.2.10"},
+                                        "default_ipv6": {"address": "2001:db8::10"}}},
+        "MX.B.test": {"dns_records_ipv4": "198.51.100.7",
+                      "ansible_facts": {"default_ipv4": {"address": "10.0.0.7"}}},
+        "mx.c.test": {},
+    }
+    assert TOPOLOGY.mail_peer_senders(["mx.c.test", "MX.B.test", "mx.a.test"], hostvars) == [
+        "198.51.100.7", "192.0.2.10", "2001:db8::10", "mx.c.test"]
+    assert TOPOLOGY.mail_peer_senders([], hostvars) == []
