@@ -12,9 +12,9 @@ in one run on containers of its own (inventory/bench), then removed.
                  cold (no index, page cache dropped) and warm
   5. footprint   resident memory of the mail services after the load, disk used
 
-Every message sent must be found in a Maildir (by its run's header) and a second
-site.yml must change nothing; otherwise the run fails (exit 1). The table is printed
-and written to BENCH_OUTPUT (BENCHMARKS.md), the throughput chart beside it.
+Every message sent must be found in a Maildir (by Message-ID: the set accepted is
+the set found, none twice) and a second site.yml must change nothing; otherwise the
+run fails (exit 1). The table is printed and written to BENCH_OUTPUT (BENCHMARKS.md), the throughput chart beside it.
 
 With --on-lab, steps 2 to 5 run on the lab that `make lab` brought up instead (make
 test does this between its two `make lab` runs and `make lab-down`): no deployment
@@ -99,16 +99,26 @@ def playbook(name, check=True, log_as=None):
 
 def mailbox_files():
     """Messages in the recipients' Maildirs, every folder: cheap enough to poll each
-    second while a load runs (found() is the exact count, at the end)."""
+    second while a load runs (found_ids() is the exact account, at the end)."""
     out = sh(MX, f"find {MAILDIRS} -type f \\( -path '*/new/*' -o -path '*/cur/*' \\) | wc -l")
     return int(out.strip())
 
 
-def found(run_id):
-    """Messages of this run in the recipients' Maildirs, by the run's own header."""
-    out = sh(MX, f"grep -rlF 'X-Bench-Run: {run_id}' {MAILDIRS} | grep -E '/(new|cur)/' | wc -l",
-             check=False)
-    return int(out.strip() or 0)
+def found_ids(run_id):
+    """The Message-ID of each message of this run in the recipients' Maildirs (one per
+    file: a message delivered twice is listed twice)."""
+    out = sh(MX, f"find {MAILDIRS} -type f \\( -path '*/new/*' -o -path '*/cur/*' \\) "
+                 f"-exec grep -hiF -m1 'Message-ID: <bench.{run_id}.' {{}} +", check=False)
+    return sorted(line.split(":", 1)[1].strip() for line in out.splitlines() if ":" in line)
+
+
+def compare_ids(accepted_ids, found):
+    """What was accepted and never found, and what was found more than once or never
+    accepted: the sets, not the counts."""
+    missing = sorted(set(accepted_ids) - set(found))
+    duplicated = sorted({mid for mid in found if found.count(mid) > 1})
+    unexpected = sorted(set(found) - set(accepted_ids))
+    return missing, duplicated, unexpected
 
 
 def load(name, port, count, size, sessions, sender, password=None):
@@ -146,9 +156,12 @@ def load(name, port, count, size, sessions, sender, password=None):
         done.set()
         follower.join()
     delivered_at = next((t for t, n in samples if n >= accepted), None)
+    ids = found_ids(run_id)
+    missing, duplicated, unexpected = compare_ids(sent["accepted_ids"], ids)
     return {"name": name, "port": port, "sent": count, "size": size, "sessions": sessions,
             "run_id": run_id, "start": sent["start"], "accepted_times": sent["accepted"],
-            "refused": sent["refused"], "found": found(run_id), "delivered_at": delivered_at,
+            "refused": sent["refused"], "found": len(set(ids)), "missing": missing,
+            "duplicated": duplicated, "unexpected": unexpected, "delivered_at": delivered_at,
             "samples": samples, "cpu": bench_report.cpu_spent(cpu_before, unit_usage())}
 
 
@@ -371,10 +384,13 @@ def bench_mail(args, results):
                                  SUBMISSION_USER,
                                  lab_passwords()[SUBMISSION_USER]))
     for item in results["loads"]:
-        if item["refused"] or item["found"] != item["sent"]:
+        if item["refused"] or item["missing"] or item["duplicated"] or item["unexpected"] \
+                or item["found"] != item["sent"]:
             results["failures"].append(
                 f"{item['name']}: sent {item['sent']}, accepted {len(item['accepted_times'])}, "
-                f"found {item['found']}; refused: {item['refused'][:3]}")
+                f"found {item['found']}; missing {item['missing'][:3]}, found twice "
+                f"{item['duplicated'][:3]}, found but not accepted {item['unexpected'][:3]}; "
+                f"refused: {item['refused'][:3]}")
 
     log(f"4. IMAP: a folder of {args.imap_messages} messages")
     path = imap_mailbox(args.imap_messages)

@@ -33,11 +33,15 @@ def tls_context():
     return context
 
 
+def message_id(run_id, number, sender):
+    return f"<bench.{run_id}.{number}@{sender.split('@')[1]}>"
+
+
 def message(run_id, number, sender, recipient, size):
     head = (f"From: Bench Sender <{sender}>\r\nTo: <{recipient}>\r\n"
             f"Subject: bench {run_id} message {number}\r\n"
             f"Date: {formatdate(localtime=True)}\r\n"
-            f"Message-ID: <bench.{run_id}.{number}@{sender.split('@')[1]}>\r\n"
+            f"Message-ID: {message_id(run_id, number, sender)}\r\n"
             f"X-Bench-Run: {run_id}\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=us-ascii\r\n\r\n")
     lines, line, words = [], [], itertools.cycle(WORDS)
@@ -57,7 +61,7 @@ def smtp_load(args):
     password = os.environ.get("BENCH_PASSWORD")
     numbers = iter(range(args.count))
     lock = threading.Lock()
-    accepted, refused = [], []
+    accepted, accepted_ids, refused = [], [], []
 
     def next_number():
         with lock:
@@ -82,6 +86,7 @@ def smtp_load(args):
                 client.sendmail(args.sender, [recipient], body)
                 with lock:
                     accepted.append(time.time())
+                    accepted_ids.append(message_id(args.run_id, number, args.sender))
             except (smtplib.SMTPException, OSError) as error:
                 with lock:
                     refused.append(f"message {number}: {error!r}"[:300])
@@ -99,7 +104,7 @@ def smtp_load(args):
     for thread in threads:
         thread.join()
     return {"start": start, "end": time.time(), "sent": args.count,
-            "accepted": sorted(accepted), "refused": refused}
+            "accepted": sorted(accepted), "accepted_ids": sorted(accepted_ids), "refused": refused}
 
 
 def imap_fetch(args):

@@ -131,7 +131,7 @@ def table(results):
         f"sessions={p['sessions']}, imap_messages={p['imap_messages']}).",
         "",
     ]
-    passed = "Every message sent was found in a Maildir" + (
+    passed = "Every message sent was found in a Maildir, by Message-ID, none twice" + (
         "; the second run changed nothing." if "deploy" in results else ".")
     tail = [""] + ([f"**FAILED:** {failure}" for failure in results["failures"]] or [passed])
     return "\n".join(head + rows + tail)

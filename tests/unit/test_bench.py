@@ -147,3 +147,11 @@ def test_on_lab_points_at_the_labs_containers_and_keeps_under_its_sending_limit(
     with pytest.raises(bench.BenchError, match="may send to 200 recipients an hour"):
         bench.on_lab(200)
     assert (bench.MX, bench.CLIENT) == ("mailbundle-lab-mx1", "mailbundle-lab-client")
+
+
+def test_messages_are_compared_by_message_id_not_by_count():
+    # As many found as accepted, yet one lost and one delivered twice.
+    missing, duplicated, unexpected = bench.compare_ids(["<a>", "<b>", "<c>"], ["<a>", "<a>", "<c>"])
+    assert (missing, duplicated, unexpected) == (["<b>"], ["<a>"], [])
+    assert bench.compare_ids(["<a>"], ["<a>", "<z>"]) == ([], [], ["<z>"])
+    assert bench.compare_ids(["<a>", "<b>"], ["<b>", "<a>"]) == ([], [], [])
