@@ -311,3 +311,79 @@ def test_the_sandbox_holds_while_the_service_runs(mail, unit, capabilities):
     # smaller: Docker leaves out CAP_DAC_READ_SEARCH).
     granted = int(mail.check_output("awk '/^CapBnd:/ {print $2}' /proc/1/status"), 16)
     assert int(found["CapBnd"], 16) == capabilities & granted
+
+
+# A message sent over SMTP to the host's own port 25 from the host: what any local
+# program can do. Prints the SMTP refusal, or "accepted".
+LOOPBACK_SMTP = """
+import smtplib, sys
+sender, rcpt, from_header, tok = sys.argv[1:5]
+body = (f"From: <{from_header}>\\r\\nTo: <{rcpt}>\\r\\nSubject: probe {tok}\\r\\n"
+        f"Message-ID: <{tok}@mx1.example.test>\\r\\n\\r\\nToken {tok}\\r\\n")
+try:
+    conn = smtplib.SMTP("127.0.0.1", 25, local_hostname="mx1.example.test", timeout=60)
+    conn.sendmail(sender, [rcpt], body)
+    conn.quit()
+    print("accepted")
+except smtplib.SMTPRecipientsRefused as err:
+    code, text = list(err.recipients.values())[0]
+    print(code, text.decode())
+except smtplib.SMTPResponseException as err:
+    print(err.smtp_code, err.smtp_error.decode())
+"""
+
+
+def test_local_users_send_only_if_allowed_and_loopback_on_25_is_outside(mail, probe, passwords):
+    """Finding 4 of the security review: code running as www-data (a webmail compromise)
+    could send through sendmail or through 127.0.0.1:25, skipping the login and the
+    sending limits, with mail for our domains DKIM-signed. Now its sendmail is refused,
+    and on 25 from loopback it is an outsider: no relay, none of our domains as sender,
+    and a forged From: is judged by DMARC and never signed. root's sendmail (alerts,
+    reports) still delivers, signed."""
+    import shlex
+
+    from test_spam import header_lines
+
+    def as_www_data(command):
+        return mail.run(f"runuser -u www-data -- {command}")
+
+    def loopback(sender, rcpt, from_header, tok):
+        return as_www_data(f"python3 -c {shlex.quote(LOOPBACK_SMTP)} {sender} {rcpt} {from_header} {tok}").stdout.strip()
+
+    refused = as_www_data(f"sh -c 'printf \"Subject: x\\n\\nx\\n\" | /usr/sbin/sendmail {BOB}'")
+    assert refused.rc != 0 and "is not allowed to submit mail" in refused.stderr, refused.stderr
+    relay = loopback("someone@outside.example", "someone@elsewhere.example", "someone@outside.example", token())
+    assert relay.startswith("554") and "Relay access denied" in relay, relay
+    ours = loopback(ALICE, BOB, ALICE, token())
+    assert ours.startswith("554") and "only taken with a login" in ours, ours
+    forged = token()
+    assert loopback("someone@outside.example", BOB, ALICE, forged) == "accepted"
+    lines = header_lines(probe, BOB, passwords[BOB], forged)
+    assert not [value for name, value in lines if name == "dkim-signature"], lines
+    results = " ".join(value for name, value in lines if name == "authentication-results")
+    assert "dkim=none" in results and "dmarc=" in results and "header.from=example.test" in results, results
+
+    # Positive control: root's own mail, as mail-monitor and the daily report send it.
+    own = token()
+    sent = mail.run(f"printf 'From: <postmaster@example.test>\\nTo: <{BOB}>\\nSubject: probe {own}\\n"
+                    f"Message-ID: <{own}@mx1.example.test>\\n\\nToken {own}\\n'"
+                    f" | /usr/sbin/sendmail -f postmaster@example.test {BOB}")
+    assert sent.rc == 0, sent.stderr
+    lines = header_lines(probe, BOB, passwords[BOB], own)
+    signatures = [value for name, value in lines if name == "dkim-signature"]
+    assert signatures and "d=example.test" in signatures[0], lines
+
+
+def test_sieve_redirect_still_leaves_through_the_local_submission(mail, probe, passwords):
+    """Positive control of the sendmail restriction: a user's Sieve redirect (Dovecot
+    hands it to sendmail) is delivered."""
+    tok = token()
+    mail.check_output(f"printf 'redirect \"{BOB}\";\\n' > /var/tmp/redirect.sieve && "
+                      f"doveadm sieve put -u {ALICE} -a redirect-check < /var/tmp/redirect.sieve")
+    try:
+        sent = probe("smtp", 25, "--starttls", "--mail-from", "someone@outside.example", "--rcpt", ALICE,
+                     "--token", tok)
+        assert sent["data"][0] == 250, sent
+        assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+    finally:
+        mail.check_output(f"doveadm sieve deactivate -u {ALICE} && doveadm sieve delete -u {ALICE} redirect-check")
