@@ -218,6 +218,18 @@ def test_can_send_as_an_owned_alias(probe, passwords):
     assert sent["data"][0] == 250, sent
 
 
+@pytest.mark.parametrize("port, mode", [(587, "--starttls"), (465, "--tls")])
+def test_a_logged_in_user_cannot_send_with_the_null_sender(probe, passwords, port, mode):
+    """MAIL FROM:<> (a bounce's sender) after a login passed reject_sender_login_mismatch,
+    which checks addresses only (security review, item 3)."""
+    tok = token()
+    sent = probe("smtp", port, mode, "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", "", "--rcpt", BOB, "--token", tok)
+    assert sent["auth"][0] == 235, sent
+    assert sent["rcpt"][0][0] == 554 and "not with the null sender" in sent["rcpt"][0][1], sent
+    assert "data" not in sent
+
+
 def test_imap_refuses_login_before_starttls(probe, passwords):
     seen = probe("imap", 143, "--starttls", "--user", ALICE, "--password", passwords[ALICE])
     assert "LOGINDISABLED" in seen["capabilities_before_login"]
