@@ -95,5 +95,11 @@ def test_dry_run_of_the_deployed_host_predicts_no_change_and_fails_nothing(mail,
     assert run.returncode == 0, out[-4000:]
     recap = re.search(re.escape(mail_name) + r"\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0\s", out)
     assert recap, out[-4000:]
-    assert recap.group(1) == "0", "the dry run predicts changes on a deployed host:\n" + out[-6000:]
+    changed, task = [], ""
+    for line in out.splitlines():
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith("changed:"):
+            changed.append(f"{task} {line}")
+    assert recap.group(1) == "0", "the dry run predicts changes on a deployed host:\n" + "\n".join(changed)
     assert mail.check_output(etc) == before

@@ -92,4 +92,8 @@ def test_own_domain_as_sender_only_from_a_peer_never_from_outside(probe):
     message = wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
     hops = [r for r in message.get_all("Received") if "from mx.a.test" in r and "by mx.b.test" in r]
     assert hops, message.get_all("Received")
-    assert "Sender address rejected" not in journal("mx.b.test", "postfix*", since)
+    # Taken at the first attempt: B refused nothing from A's address.
+    a_address = host("mx.a.test").check_output("hostname -I").split()[0]
+    refused = [line for line in journal("mx.b.test", "postfix*", since).splitlines()
+               if "reject:" in line and f"[{a_address}]" in line]
+    assert not refused, refused
