@@ -15,6 +15,11 @@ def test_mail_hosts_resolve_each_other_through_the_published_records():
     assert answer == host("mx.b.test").check_output("hostname -I").split()[0]
 
 
+def hops(message, sender, receiver):
+    """The message's Received headers for the hop from one host to the other."""
+    return [r for r in message.get_all("Received") if f"from {sender}" in r and f"by {receiver}" in r]
+
+
 def test_a_to_b_arrives_over_verified_tls_and_dkim_verifies(probe):
     tok = token()
     since = now("mx.a.test")
@@ -22,7 +27,7 @@ def test_a_to_b_arrives_over_verified_tls_and_dkim_verifies(probe):
     message = wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
 
     # B's Received header for the hop from A: TLS, with the protocol recorded.
-    hop = [r for r in message.get_all("Received") if "from mx.a.test" in r and "by mx.b.test" in r]
+    hop = hops(message, "mx.a.test", "mx.b.test")
     assert hop, message.get_all("Received")
     assert "ESMTPS" in hop[0] and "using TLSv1.3" in hop[0], hop[0]
 
@@ -48,7 +53,7 @@ def test_b_to_a_arrives_and_passes_dkim_spf_and_dmarc(probe):
     tok = token()
     send_as(probe, "mx.b.test", "bob@b.test", "alice@a.test", tok)
     message = wait_for_message(probe, "mx.a.test", "alice@a.test", tok)
-    hop = [r for r in message.get_all("Received") if "from mx.b.test" in r and "by mx.a.test" in r]
+    hop = hops(message, "mx.b.test", "mx.a.test")
     assert hop and "ESMTPS" in hop[0], message.get_all("Received")
     assert_authenticated(message, "mx.a.test", "b.test")
 
@@ -90,8 +95,7 @@ def test_own_domain_as_sender_only_from_a_peer_never_from_outside(probe):
     since = now("mx.b.test")
     send_as(probe, "mx.b.test", "bob@b.test", "b-desk@a.test", tok)
     message = wait_for_message(probe, "mx.b.test", "bob@b.test", tok)
-    hops = [r for r in message.get_all("Received") if "from mx.a.test" in r and "by mx.b.test" in r]
-    assert hops, message.get_all("Received")
+    assert hops(message, "mx.a.test", "mx.b.test"), message.get_all("Received")
     # Taken at the first attempt: B refused nothing from A's address.
     a_address = host("mx.a.test").check_output("hostname -I").split()[0]
     refused = [line for line in journal("mx.b.test", "postfix*", since).splitlines()
