@@ -148,6 +148,11 @@ def test_rule_update_without_network_keeps_the_rules_and_succeeds(mail):
     mail.check_output("systemctl restart spamd")
     assert wait_until(lambda: mail.run("spamc -d 127.0.0.1 -p 783 -K").rc == 0, 60), \
         mail.run("journalctl -u spamd -n 20 --no-pager -o cat").stdout
+    # The inbound milter, bound to spamd, went down with it and follows it back once
+    # spamd answers (its ExecStartPre waits for that): port 25 takes mail again.
+    assert wait_until(lambda: mail.run("systemctl is-active mail-spamass-milter@inbound").stdout.strip()
+                      == "active", 120), \
+        mail.run("journalctl -u mail-spamass-milter@inbound -n 20 --no-pager -o cat").stdout
     # spamd still scores with them.
     gtube = mail.run(f"printf 'Subject: t\\n\\n{GTUBE}\\n' | spamc -d 127.0.0.1 -c")
     assert gtube.rc == 1 and float(gtube.stdout.split("/")[0]) >= 1000, gtube.stdout
