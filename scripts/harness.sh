@@ -97,12 +97,17 @@ PY
 LANE_DIR=""
 LANE_PIDS=()
 LANE_JOBS=()
-lane() {  # lane JOB...: run the jobs (see job_name, job_run) one after another, in the background
+lane() {  # lane [--nice N] JOB...: run the jobs (see job_name, job_run) one after another, in the background
     [ -n "$LANE_DIR" ] || LANE_DIR="$(mktemp -d)"
+    local nice=0
+    if [ "${1:-}" = --nice ]; then nice="$2"; shift 2; fi
     local first=${#LANE_JOBS[@]}
     LANE_JOBS+=("$@")
     (
         local i job start rc
+        # A lane that is not the longest yields the CPU to the one that is (its own
+        # processes, not the containers': those run under the Docker engines).
+        [ "$nice" -eq 0 ] || renice -n "$nice" -p "$BASHPID" >/dev/null
         for i in $(seq "$first" $((first + $# - 1))); do
             job="${LANE_JOBS[$i]}" start=$SECONDS rc=0
             printf '\n==> %s: started beside the others (output follows when all end)\n' "$(job_name "$job")"
@@ -231,6 +236,9 @@ ensure_docker() {
 # are; its networks take addresses from a pool of their own, and ensure_second_engine
 # lets them through to the mirror (NAT). Its default bridge is one of its own too:
 # dockerd started with --bridge=none deletes the host's docker0, the first engine's.
+# Its containers run in a control group of their own (--cgroup-parent): under the
+# kernel's fair scheduler that group weighs as much as all of the first engine's
+# containers together, so the longest lane's hosts are not crowded out by the others'.
 SECOND_ENGINE=mailbundle-docker-2
 SECOND_DOCKER_HOST="unix:///var/run/$SECOND_ENGINE.sock"
 SECOND_POOL="${MAILBUNDLE_SECOND_POOL:-10.213.0.0/16}"
@@ -259,6 +267,7 @@ ensure_second_engine() {
             --host "$SECOND_DOCKER_HOST" --data-root "/var/lib/$SECOND_ENGINE" \
             --exec-root "/var/run/$SECOND_ENGINE" --pidfile "/var/run/$SECOND_ENGINE.pid" \
             --bridge "$SECOND_BRIDGE" --iptables=false --ip-masq=false \
+            --cgroup-parent "/$SECOND_ENGINE" \
             --default-address-pool "base=$SECOND_POOL,size=24") (log: /var/log/$SECOND_ENGINE.log)"
         local start=$SECONDS
         until second_engine_up; do
@@ -344,13 +353,15 @@ cmd_test() {
     # Every Molecule run side by side, in three lanes (after their converges they
     # mostly wait: on the checks' timers, on the network):
     # 1. the scenarios whose platforms name MOLECULE_DISTRO, on the first release;
-    #    then the unit tests;
     # 2. the same scenarios on the other releases, on the second engine (Molecule
     #    names containers after their hosts, mx1.example.test on both, and one engine
     #    holds one container of a name);
     # 3. the scenarios that fix their hosts' releases themselves (multihost: A on 13,
     #    B on 12), once; then the lab check with make bench's loads on the lab;
-    #    then the lint, where the shorter lanes have ended and a core is free.
+    #    then the unit tests and the lint, where the other lanes' checks mostly wait.
+    # The second lane (Debian 12's run) is the longest: the other two run at a lower
+    # priority (nice), and its containers get a CPU share of their own
+    # (ensure_second_engine), so it is not the one left running alone at the end.
     # Without a second engine, the first lane runs every release one after another.
     local first="${DISTROS%% *}" each_release=() fixed=() scenario distro
     for scenario in $(ls molecule); do
@@ -373,11 +384,12 @@ cmd_test() {
             fi
         done
     done
-    lane1+=(unit)
-    lane3+=(lab lint)
-    lane "${lane1[@]}"
+    lane3+=(lab unit lint)
+    local nice=0
+    [ ${#lane2[@]} -eq 0 ] || nice=5
+    lane --nice "$nice" "${lane1[@]}"
     [ ${#lane2[@]} -eq 0 ] || lane "${lane2[@]}"
-    lane "${lane3[@]}"
+    lane --nice "$nice" "${lane3[@]}"
     lanes_wait
 }
 

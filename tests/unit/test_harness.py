@@ -111,3 +111,16 @@ def test_lanes_run_side_by_side_and_a_failed_stage_in_one_fails_the_wait(tmp_pat
     assert "a2 ran" in out and "b2 done" in out
     assert any(line.startswith("job a2") and line.endswith("FAILED") for line in out.splitlines()), out
     assert 'fatal: [mx1]: FAILED! => {"msg": "a2"}' in out
+
+
+def test_a_lane_given_a_niceness_runs_its_stages_at_it_and_the_others_at_ours(tmp_path):
+    # make test runs the two shorter lanes at nice 5, so the longest gets the CPU first.
+    out = harness("""
+        job_name() { echo "job $1"; }
+        job_run() { echo "$1 nice $(ps -o ni= -p $BASHPID | tr -d ' ')"; }
+        lane --nice 5 low
+        lane high
+        lanes_wait
+    """, tmp_path, timeout=30)
+    assert "low nice 5" in out, out
+    assert f"high nice {os.nice(0)}" in out, out
