@@ -181,6 +181,16 @@ MALFORMED_INVENTORIES = [
     ("port out of range", "security.yml", {"mail_public_tcp_ports": [25, 70000]}, "firewall port '70000'"),
     ("bad admin network", "security.yml", {"firewall_admin_networks": ["10.0.0.0/33"]}, "firewall network '10.0.0.0/33'"),
     ("whole internet for SSH", "security.yml", {"firewall_ssh_sources": ["0.0.0.0/0"]}, "firewall network '0.0.0.0/0'"),
+    # Networks are compared as networks: other spellings of the whole internet, half of it,
+    # and the whole IPv4 internet written as IPv6.
+    ("whole internet spelt 0::/0 for admins", "security.yml", {"firewall_admin_networks": ["0::/0"]},
+     "firewall network '0::/0'"),
+    ("half the internet in the allowlist", "security.yml", {"fail2ban_allowlist": ["0.0.0.0/1"]},
+     "fail2ban_allowlist entry '0.0.0.0/1'"),
+    ("IPv4 internet as IPv6 in mynetworks", "mail.yml", {"postfix_mynetworks": ["[::ffff:0.0.0.0]/96"]},
+     "postfix_mynetworks entry '[::ffff:0.0.0.0]/96'"),
+    ("host address with /0 as trusted sender", "mail.yml", {"postfix_trusted_senders": ["192.0.2.1/0"]},
+     "postfix_trusted_senders entry '192.0.2.1/0'"),
     ("bad ban time", "security.yml", {"fail2ban_bantime": "forever"}, "fail2ban_bantime 'forever'"),
     ("bad allowlist entry", "security.yml", {"fail2ban_allowlist": ["office!"]}, "fail2ban_allowlist entry 'office!'"),
     ("bad DKIM selector", "mail.yml", {"opendkim_selectors": ["Mail_2026"]},
@@ -308,3 +318,25 @@ def test_a_good_smarthost_passes_validation(tmp_path):
     assert "Assert the login at the relay host is complete and fits its table" in out, out
     assert "fatal" not in out.split("Validate the DKIM inputs")[0], out
     assert "s3cret relay:pw" not in out, out
+
+
+def test_networks_at_the_widest_allowed_pass_validation(tmp_path):
+    # Positive control for the networks compared as networks: a /8 and a /16, host
+    # addresses, names and loopback get past every check that reads them.
+    values = {**ACCOUNTS,
+              "firewall_admin_networks": ["10.0.0.0/8", "2001::/16", "2001:db8::/32", "192.0.2.7"],
+              "fail2ban_allowlist": ["10.0.0.0/8", "2001::/16", "192.0.2.7", "2001:db8::7", "office.example.org"],
+              "postfix_mynetworks": ["127.0.0.0/8", "[::1]/128", "[2001::]/16"],
+              "postfix_trusted_senders": ["10.0.0.0/8", "2001::/16", "mx.example.org"]}
+    security = _run(tmp_path, None, json.dumps(values), playbook=ROOT / "playbooks/security.yml",
+                    extra=("--tags", "firewall_assert,fail2ban_assert"))
+    out = security.stdout + security.stderr
+    assert "Assert the SSH sources and admin networks are CIDR networks" in out, out
+    assert "Assert the allowlist holds addresses or networks" in out, out
+    assert security.returncode == 0, out
+    mail = _run(tmp_path, None, json.dumps(values), playbook=ROOT / "playbooks/mail.yml",
+                extra=("--tags", "postfix_assert"))
+    out = mail.stdout + mail.stderr
+    assert "Assert mynetworks holds only the networks of trusted hosts" in out, out
+    assert "Assert each trusted sender is a DNS name or a network, never the whole internet" in out, out
+    assert mail.returncode == 0, out
