@@ -320,23 +320,27 @@ def test_a_good_smarthost_passes_validation(tmp_path):
     assert "s3cret relay:pw" not in out, out
 
 
-def test_networks_at_the_widest_allowed_pass_validation(tmp_path):
-    # Positive control for the networks compared as networks: a /8 and a /16, host
-    # addresses, names and loopback get past every check that reads them.
-    values = {**ACCOUNTS,
-              "firewall_admin_networks": ["10.0.0.0/8", "2001::/16", "2001:db8::/32", "192.0.2.7"],
-              "fail2ban_allowlist": ["10.0.0.0/8", "2001::/16", "192.0.2.7", "2001:db8::7", "office.example.org"],
-              "postfix_mynetworks": ["127.0.0.0/8", "[::1]/128", "[2001::]/16"],
-              "postfix_trusted_senders": ["10.0.0.0/8", "2001::/16", "mx.example.org"]}
-    security = _run(tmp_path, None, json.dumps(values), playbook=ROOT / "playbooks/security.yml",
-                    extra=("--tags", "firewall_assert,fail2ban_assert"))
-    out = security.stdout + security.stderr
-    assert "Assert the SSH sources and admin networks are CIDR networks" in out, out
-    assert "Assert the allowlist holds addresses or networks" in out, out
-    assert security.returncode == 0, out
-    mail = _run(tmp_path, None, json.dumps(values), playbook=ROOT / "playbooks/mail.yml",
-                extra=("--tags", "postfix_assert"))
-    out = mail.stdout + mail.stderr
-    assert "Assert mynetworks holds only the networks of trusted hosts" in out, out
-    assert "Assert each trusted sender is a DNS name or a network, never the whole internet" in out, out
-    assert mail.returncode == 0, out
+# Positive control for the networks compared as networks: a /8 and a /16, host
+# addresses, names and loopback get past every check that reads them.
+WIDEST_NETWORKS = {
+    "firewall_admin_networks": ["10.0.0.0/8", "2001::/16", "2001:db8::/32", "192.0.2.7"],
+    "fail2ban_allowlist": ["10.0.0.0/8", "2001::/16", "192.0.2.7", "2001:db8::7", "office.example.org"],
+    "postfix_mynetworks": ["127.0.0.0/8", "[::1]/128", "[2001::]/16"],
+    "postfix_trusted_senders": ["10.0.0.0/8", "2001::/16", "mx.example.org"],
+}
+
+
+@pytest.mark.parametrize(("playbook", "tags", "checks"), [
+    ("security.yml", "firewall_assert,fail2ban_assert",
+     ["Assert the SSH sources and admin networks are CIDR networks", "Assert the allowlist holds addresses or networks"]),
+    ("mail.yml", "postfix_assert",
+     ["Assert mynetworks holds only the networks of trusted hosts",
+      "Assert each trusted sender is a DNS name or a network, never the whole internet"]),
+], ids=["security", "mail"])
+def test_networks_at_the_widest_allowed_pass_validation(tmp_path, playbook, tags, checks):
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **WIDEST_NETWORKS}), playbook=ROOT / "playbooks" / playbook,
+               extra=("--tags", tags))
+    out = run.stdout + run.stderr
+    for check in checks:
+        assert check in out, out
+    assert run.returncode == 0, out
