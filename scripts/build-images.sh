@@ -4,7 +4,8 @@
 # Usage: scripts/build-images.sh [release ...]   (default: trixie bookworm)
 set -euo pipefail
 
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# DEBIAN_MIRROR: the archive to build from; unset, debootstrap's own default.
+MIRROR="${DEBIAN_MIRROR:-}"
 IMAGE_REPO="${IMAGE_REPO:-debian-systemd}"
 # What a minimal Debian server has that Ansible (with become: sudo) and systemd need.
 PACKAGES="systemd,systemd-sysv,dbus,sudo,python3,python3-apt,ca-certificates,iproute2,procps"
@@ -18,8 +19,8 @@ build_one() {
     root="$(mktemp -d /var/tmp/rootfs-"$release".XXXXXX)"
     # build_one runs in its own background subshell: EXIT cleans up on any failure.
     trap 'rm -rf "$root" "$root.log"' EXIT
-    echo "image $image: debootstrap $release from $MIRROR"
-    debootstrap --variant=minbase --include="$PACKAGES" "$release" "$root" "$MIRROR" \
+    echo "image $image: debootstrap $release from ${MIRROR:-the default mirror of debootstrap}"
+    debootstrap --variant=minbase --include="$PACKAGES" "$release" "$root" ${MIRROR:+"$MIRROR"} \
         >"$root.log" 2>&1 || { tail -n 30 "$root.log"; return 1; }
     rm -f "$root.log"
     # systemd creates a fresh machine-id at first boot; an image must not carry one.

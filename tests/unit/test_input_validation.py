@@ -344,3 +344,51 @@ def test_networks_at_the_widest_allowed_pass_validation(tmp_path, playbook, tags
     for check in checks:
         assert check in out, out
     assert run.returncode == 0, out
+
+
+def _apt_sources(tmp_path, monkeypatch, lines):
+    """Point APT (and the runs below) at sources holding `lines`, not this machine's."""
+    apt = tmp_path / "apt"
+    (apt / "sources.list.d").mkdir(parents=True)
+    (apt / "sources.list").write_text("".join(line + "\n" for line in lines))
+    (apt / "apt.conf").write_text(f'Dir::Etc::sourcelist "{apt}/sources.list";\nDir::Etc::sourceparts "{apt}/sources.list.d";\n')
+    monkeypatch.setenv("APT_CONFIG", str(apt / "apt.conf"))
+
+
+def _codename():
+    return dict(line.split("=", 1) for line in pathlib.Path("/etc/os-release").read_text().splitlines() if "=" in line)["VERSION_CODENAME"]
+
+
+def test_empty_mirror_settings_keep_the_mirror_the_host_already_names(tmp_path, monkeypatch):
+    # The bundle names no mirror of its own: the host's sources give it, and Debian's
+    # layout gives the security archive beside it. (An unreachable address: nothing is
+    # fetched, only chosen.)
+    _apt_sources(tmp_path, monkeypatch, [f"deb http://127.0.0.1:9/debian/ {_codename()} main"])
+    run = _run(tmp_path, None, "{}", extra=("--tags", "common_apt_mirror", "-v"))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert '"__common_apt_mirror": "http://127.0.0.1:9/debian"' in out, out
+    assert '"__common_apt_security_mirror": "http://127.0.0.1:9/debian-security"' in out, out
+
+
+def test_a_security_archive_the_host_names_is_kept_too(tmp_path, monkeypatch):
+    _apt_sources(tmp_path, monkeypatch, [f"deb http://127.0.0.1:9/debian {_codename()} main",
+                                         f"deb http://127.0.0.2:9/sec {_codename()}-security main"])
+    run = _run(tmp_path, None, "{}", extra=("--tags", "common_apt_mirror", "-v"))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert '"__common_apt_security_mirror": "http://127.0.0.2:9/sec"' in out, out
+
+
+def test_a_host_whose_sources_name_no_archive_needs_a_mirror_setting(tmp_path, monkeypatch):
+    _apt_sources(tmp_path, monkeypatch, ["# nothing here"])
+    run = _run(tmp_path, None, "{}", extra=("--tags", "common_apt_mirror"))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "name no http(s) archive" in out and "set common_apt_mirror" in out, out
+    # Given one, the run needs nothing from the host's sources.
+    run = _run(tmp_path, None, json.dumps({"common_apt_mirror": "https://mirror.example.net/debian"}),
+               extra=("--tags", "common_apt_mirror", "-v"))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert '"__common_apt_security_mirror": "https://mirror.example.net/debian-security"' in out, out
