@@ -38,9 +38,13 @@ def test_locale_is_generated_and_set(mail):
 def test_journal_persists_to_disk(mail):
     token = f"journal-probe-{uuid.uuid4().hex}"
     mail.check_output(f"logger -t mailbundle-test {token}")
-    mail.check_output("journalctl --flush")
-    # Read only the on-disk journal: the entry must be in /var/log/journal.
-    found = mail.run(f"journalctl -D /var/log/journal -t mailbundle-test --grep {token} --no-pager -q")
+    # logger hands the line to journald and returns; journald writes it a moment later
+    # (seconds on a busy host). Read only the on-disk journal: the entry must be in
+    # /var/log/journal, within 30 s.
+    found = mail.run(
+        "for i in $(seq 30); do journalctl --flush; "
+        f"journalctl -D /var/log/journal -t mailbundle-test --grep {token} --no-pager -q && exit 0; "
+        "sleep 1; done; exit 1")
     assert found.rc == 0 and token in found.stdout, found.stderr
 
 
