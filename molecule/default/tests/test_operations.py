@@ -2,6 +2,7 @@
 webhook on another host, the daily report, and the status playbook."""
 
 import json
+import re
 import time
 
 import pytest
@@ -164,6 +165,29 @@ def test_drill_matches_the_snapshot_and_fails_on_a_damaged_repository(mail, clie
     assert run_unit(mail, "mail-backup-drill.service") == 0
     assert run_unit(mail, "mail-monitor.service") == 0
     assert wait_alert(client, since, "drill", "resolved")
+
+
+def test_a_pass_started_during_the_timers_pass_runs_after_it(mail):
+    """A failed job's OnFailure (or an admin) starts mail-monitor.service. If the timer's
+    pass is under way then, the new pass is one of its own, after it: merged into the
+    pass that began before the failure, the failure would wait for the next round."""
+    assert mail.check_output("systemctl show -p Triggers --value mail-monitor.timer") == "mail-monitor-scheduled.service"
+    # The timer's pass waits at mail-monitor's lock, held here for a while.
+    assert mail.run("systemd-run --unit lock-holder-probe --collect flock /var/lib/mail-monitor/lock sleep 15").rc == 0
+    assert wait_until(lambda: mail.run("systemctl is-active lock-holder-probe.service").stdout.strip() == "active", 30)
+    started = mail.check_output("cut -d' ' -f1 /proc/uptime")
+    assert mail.run("systemctl start --no-block mail-monitor-scheduled.service").rc == 0
+    assert mail.run("systemctl start --no-block mail-monitor.service").rc == 0
+    states = mail.check_output("systemctl show -p ActiveState --value mail-monitor-scheduled.service mail-monitor.service")
+    assert states.split() == ["activating", "activating"], states
+    assert wait_until(lambda: mail.run("systemctl is-active mail-monitor-scheduled.service mail-monitor.service").stdout.split()
+                      == ["inactive", "inactive"], 90)
+    shown = mail.check_output("systemctl show -p Result -p ExecMainExitTimestampMonotonic "
+                              "mail-monitor-scheduled.service mail-monitor.service")
+    results = re.findall(r"Result=(\S+)", shown)
+    exits = [int(value) / 1e6 for value in re.findall(r"ExecMainExitTimestampMonotonic=(\d+)", shown)]
+    assert results == ["success", "success"], shown
+    assert all(end > float(started) for end in exits), (started, shown)
 
 
 BREAKAGES = {

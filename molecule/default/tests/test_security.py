@@ -257,6 +257,7 @@ SANDBOXED = {
     "mail-backup-check.service": "/var/lib/mail-backup",
     "mail-backup-drill.service": "/var/lib/mail-backup",
     "mail-monitor.service": "/var/lib/mail-monitor",
+    "mail-monitor-scheduled.service": "/var/lib/mail-monitor",
     "mail-daily-report.service": "/var/lib/mail-monitor",
 }
 # systemd-analyze's scale: 10 is no sandbox at all (9.2 before this role set), below 4.5 "OK".
