@@ -2,7 +2,11 @@
 
 import importlib.util
 import pathlib
+import re
+import subprocess
+import sys
 
+import bcrypt
 import pytest
 import yaml
 
@@ -63,3 +67,33 @@ def test_a_bad_value_is_named(accounts, aliases, needle):
 
 def test_a_bad_domain_is_named():
     assert any("'Example.TEST' is not a lower-case domain name" in e for e in errors(["Example.TEST"], [], []))
+
+
+# --- scripts/mail-password-hash ------------------------------------------------------
+
+SCRIPT = ROOT / "scripts/mail-password-hash"
+
+
+def _hash(password):
+    return subprocess.run([sys.executable, str(SCRIPT)], input=password + "\n", capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_the_hash_script_makes_a_bcrypt_hash_the_accounts_check_takes():
+    made = _hash("correct horse battery")
+    assert made.returncode == 0, made.stderr
+    assert re.fullmatch(r"\{BLF-CRYPT\}\$2b\$12\$[./0-9A-Za-z]{53}", made.stdout), made.stdout
+    assert bcrypt.checkpw(b"correct horse battery", made.stdout.removeprefix("{BLF-CRYPT}").encode())
+    assert not bcrypt.checkpw(b"correct horse battery!", made.stdout.removeprefix("{BLF-CRYPT}").encode())
+    assert "correct horse" not in made.stdout + made.stderr
+    assert errors(DOMAINS, [account("alice@example.test", password_hash=made.stdout)], []) == []
+
+
+@pytest.mark.parametrize(("password", "message"), [
+    ("short-pw", "at least 12 characters"),
+    ("ü" * 37, "at most 72 bytes"),
+], ids=["short", "over-72-bytes"])
+def test_the_hash_script_refuses_a_password_it_cannot_hash_in_full(password, message):
+    made = _hash(password)
+    assert made.returncode != 0 and message in made.stderr, made.stderr
+    assert made.stdout == ""
