@@ -8,7 +8,7 @@ import time
 
 import dkim
 import pytest
-from conftest import token, wait_for, wait_until
+from conftest import role_default, token, wait_for, wait_until
 from test_mail import ALICE, BOB, send25
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -149,9 +149,12 @@ def test_rule_update_without_network_keeps_the_rules_and_succeeds(mail):
     assert wait_until(lambda: mail.run("spamc -d 127.0.0.1 -p 783 -K").rc == 0, 60), \
         mail.run("journalctl -u spamd -n 20 --no-pager -o cat").stdout
     # The inbound milter, bound to spamd, went down with it and follows it back once
-    # spamd answers (its ExecStartPre waits for that): port 25 takes mail again.
-    assert wait_until(lambda: mail.run("systemctl is-active mail-spamass-milter@inbound").stdout.strip()
-                      == "active", 120), \
+    # spamd answers (its ExecStartPre waits for that): port 25 takes mail again. The
+    # unit is "active" as soon as systemd forks it, before spamass-milter runs (a
+    # loaded host's full run caught it in that gap), so the wait is for its port.
+    port = role_default("spamassassin", "spamassassin_inbound_port")
+    assert wait_until(lambda: mail.run("systemctl is-active mail-spamass-milter@inbound").stdout.strip() == "active"
+                      and mail.run(f"ss -Hltn 'sport = :{port}'").stdout.strip() != "", 120), \
         mail.run("journalctl -u mail-spamass-milter@inbound -n 20 --no-pager -o cat").stdout
     # spamd still scores with them.
     gtube = mail.run(f"printf 'Subject: t\\n\\n{GTUBE}\\n' | spamc -d 127.0.0.1 -c")
