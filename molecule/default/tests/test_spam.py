@@ -231,3 +231,48 @@ def test_spam_filter_down_defers_on_25_lets_users_send_and_recovers(probe, passw
     print(f"the retried message was delivered {took} s after spamd was started again")
     assert wait_for(probe, ALICE, passwords[ALICE], spam, timeout=2)["found"] == 0
     assert wait_for(probe, ALICE, passwords[ALICE], spam, 993, "--folder", "Junk", timeout=2)["found"] == 0
+
+
+# The other filters of the mail path, stopped one at a time (the never-lose-mail
+# review): (unit, the port whose mail it filters). OpenDKIM verifies mail on 25 (its
+# signing on 587 is tested in test_dkim); the sending limits' policy service judges 587.
+STOPPED_FILTERS = [("opendmarc", 25), ("opendkim", 25), ("policyd-rate-limit", 587)]
+
+
+@pytest.mark.parametrize(("unit", "port"), STOPPED_FILTERS, ids=[f"{unit}-{port}" for unit, port in STOPPED_FILTERS])
+def test_a_stopped_filter_defers_alerts_and_the_retry_is_delivered(probe, passwords, mail, client, unit, port,
+                                                                   record_testsuite_property):
+    """The filter stopped: its port answers 4xx (the sender keeps the message and
+    retries; nothing passes unfiltered), the services alert fires naming the unit, and
+    once the unit is back the sender's retry is delivered, once."""
+    from test_operations import utc_now, wait_alert
+
+    def send(tok):
+        if port == 25:
+            return send25(probe, [ALICE], tok)
+        return probe("smtp", 587, "--starttls", "--user", BOB, "--password", passwords[BOB],
+                     "--mail-from", BOB, "--rcpt", ALICE, "--token", tok)
+
+    tok = token()
+    # The monitor's last word on the services is "all running", so stopping the unit is
+    # a change it alerts on, whatever an earlier check left behind.
+    assert mail.run("systemctl start mail-monitor.service").rc == 0
+    since = utc_now(mail)
+    mail.check_output(f"systemctl stop {unit}")
+    try:
+        refusal = first_refusal(send(tok))
+        assert refusal and 400 <= refusal[0] < 500, refusal
+        assert mail.run("systemctl start mail-monitor.service").rc == 0
+        fired = wait_alert(client, since, "services", "firing")
+        assert fired and f"{unit}.service is inactive" in fired[0]["message"], fired
+    finally:
+        mail.check_output(f"systemctl start {unit}")
+        back = time.monotonic()
+        mail.run("systemctl start mail-monitor.service")  # the services alert resolves
+    # The sender retries (a unit that is active may still be opening its socket).
+    retried = []
+    assert wait_until(lambda: retried.append(send(tok)) or retried[-1].get("data", [0])[0] == 250, 60), retried
+    assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
+    took = round(time.monotonic() - back)
+    record_testsuite_property(f"seconds_from_{unit}_back_to_retried_delivery", took)
+    print(f"{unit}: the retried message was delivered {took} s after the unit was started again")
