@@ -104,33 +104,43 @@ def test_smtputf8_is_refused_before_the_message_not_bounced_after(probe, mail):
     assert "SMTPUTF8 is required" not in mail.check_output(f"journalctl --since @{start} -o cat")
 
 
+def queue_for_bob_while_dovecot_is_stopped(mail, tok, subject):
+    """Stop Dovecot and queue three messages for bob with sendmail on the host; returns
+    their Message-IDs once all three are deferred. Dovecot is left stopped (the caller
+    starts it, also when this fails)."""
+    sent = {f"<{tok}.{n}@mx1.example.test>" for n in range(3)}
+    mail.check_output("systemctl stop dovecot")
+    for message_id in sorted(sent):
+        mail.check_output(f"printf 'To: {BOB}\\nSubject: {subject} {tok}\\nMessage-ID: {message_id}\\n\\n"
+                          f"queued while Dovecot was away\\n' | /usr/sbin/sendmail -oi {BOB}")
+
+    def deferred():
+        mine = [e for e in queue_entries(mail) if e["queue_name"] == "deferred"
+                and any(r["address"] == BOB for r in e["recipients"])]
+        return len(mine) >= len(sent)
+    assert wait_until(deferred, 60), queue_entries(mail)
+    return sent
+
+
+def bob_has_all_of(probe, passwords, sent):
+    """True when every Message-ID of sent is in bob's INBOX (over IMAP 993)."""
+    listed = probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB], "--list")
+    return sent <= {m["message_id"] for m in listed.get("messages", [])}
+
+
 def test_mail_queued_while_dovecot_is_away_is_delivered_once_it_is_back(mail, probe, passwords,
                                                                         record_testsuite_property):
     """Dovecot stopped: mail for its mailboxes waits in Postfix's queue (sent here with
     sendmail on the host; on 25 and 587 new mail gets a 4xx while Dovecot's services are
     away). Dovecot started again: every message is delivered within a minute, not after
     Postfix's retry backoff (5 minutes and more); the Message-IDs sent and found match."""
-    tok = token()
-    sent = {f"<{tok}.{n}@mx1.example.test>" for n in range(3)}
-    mail.check_output("systemctl stop dovecot")
     try:
-        for message_id in sorted(sent):
-            mail.check_output(f"printf 'To: {BOB}\\nSubject: drill {tok}\\nMessage-ID: {message_id}\\n\\n"
-                              f"queued while Dovecot was away\\n' | /usr/sbin/sendmail -oi {BOB}")
-
-        def deferred():
-            mine = [e for e in queue_entries(mail) if e["queue_name"] == "deferred"
-                    and any(r["address"] == BOB for r in e["recipients"])]
-            return len(mine) >= len(sent)
-        assert wait_until(deferred, 60), queue_entries(mail)
+        sent = queue_for_bob_while_dovecot_is_stopped(mail, token(), "drill")
     finally:
         mail.check_output("systemctl start dovecot")
     back = time.time()
-
-    def found():
-        listed = probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB], "--list")
-        return sent <= {m["message_id"] for m in listed.get("messages", [])}
-    assert wait_until(found, 60), "not all of the queued messages arrived within a minute of Dovecot's return"
+    assert wait_until(lambda: bob_has_all_of(probe, passwords, sent), 60), (
+        "not all of the queued messages arrived within a minute of Dovecot's return")
     took = round(time.time() - back)
     record_testsuite_property("seconds_from_dovecot_back_to_last_delivery", took)  # in the JUnit XML
     print(f"delivered {len(sent)} of {len(sent)} {took} s after Dovecot was back")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import lab_value, queue_entries, run_playbook, run_site, token, wait_for, wait_until
-from test_mail import ALICE, BOB, send25
+from test_mail import ALICE, BOB, bob_has_all_of, queue_for_bob_while_dovecot_is_stopped, send25
 
 REPOSITORY = "/var/backups/restic-mail"
 STATE = "/var/lib/mail-backup"
@@ -378,19 +378,8 @@ def test_a_restart_with_mail_in_the_queue_delivers_it_and_every_timer_runs(mail,
     messages are delivered within a minute (the Message-IDs sent and found match), and
     every timer the roles install is enabled and scheduled, and one run of each, started
     through the service its timer starts, succeeds."""
-    tok = token()
-    sent = {f"<{tok}.{n}@mx1.example.test>" for n in range(3)}
-    mail.check_output("systemctl stop dovecot")
     try:
-        for message_id in sorted(sent):
-            mail.check_output(f"printf 'To: {BOB}\\nSubject: restart {tok}\\nMessage-ID: {message_id}\\n\\n"
-                              f"queued before the restart\\n' | /usr/sbin/sendmail -oi {BOB}")
-
-        def queued():
-            mine = [e for e in queue_entries(mail) if e["queue_name"] == "deferred"
-                    and any(r["address"] == BOB for r in e["recipients"])]
-            return len(mine) >= len(sent)
-        assert wait_until(queued, 60), queue_entries(mail)
+        sent = queue_for_bob_while_dovecot_is_stopped(mail, token(), "restart")
     except BaseException:
         mail.run("systemctl start dovecot")
         raise
@@ -405,10 +394,8 @@ def test_a_restart_with_mail_in_the_queue_delivers_it_and_every_timer_runs(mail,
     state = mail.run("systemctl is-system-running").stdout.strip()
     assert state == "running", (state, mail.run("systemctl --failed --no-legend").stdout)
 
-    def found():
-        listed = probe("imap", 993, "--tls", "--user", BOB, "--password", passwords[BOB], "--list")
-        return sent <= {m["message_id"] for m in listed.get("messages", [])}
-    assert wait_until(found, 60), f"queued mail not delivered within a minute of the boot: {queue_entries(mail)}"
+    assert wait_until(lambda: bob_has_all_of(probe, passwords, sent), 60), (
+        f"queued mail not delivered within a minute of the boot: {queue_entries(mail)}")
     took = round(time.time() - booted)
     record_testsuite_property("seconds_from_restart_to_last_delivery", took)
     print(f"delivered {len(sent)} of {len(sent)} queued messages {took} s after the restart began")
