@@ -399,7 +399,7 @@ job_name() {  # job_name JOB: the stage's name in the log and the summary
         engines) echo "docker engines and base images" ;;
         unit) echo "unit tests" ;;
         lint) echo "yamllint + ansible-lint" ;;
-        lab) echo "make lab twice, bench loads, lab-down" ;;
+        lab) echo "make lab twice, real server over SSH, bench loads, lab-down" ;;
         molecule:*)
             IFS=: read -r _ scenario distro _ <<<"$1"
             if per_release "$scenario"; then
