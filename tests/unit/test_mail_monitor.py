@@ -82,3 +82,68 @@ def test_a_new_account_is_alerted_while_the_check_fires(rounds):
     quiet = monitor.result(True, "none")
     assert rounds(carol, carol, both, both, quiet) == [
         ("firing", "carol"), ("firing", "carol and alice"), ("resolved", "none")]
+
+
+# --- The services check asks Postfix's per-connection policy services a request ---------
+
+def policy_server(path, behaviour):
+    """A UNIX socket server at path that answers one connection as behaviour says."""
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            request = b""
+            while not request.endswith(b"\n\n"):
+                request += conn.recv(4096)
+            if behaviour == "answers":
+                assert b"request=smtpd_access_policy\n" in request
+                conn.sendall(b"action=prepend X-Comment: skipped\n\n")
+            elif behaviour == "silent":
+                threading.Event().wait(3)
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+@pytest.mark.parametrize("behaviour, fault", [
+    ("answers", None),
+    ("closes", "closed the connection without an answer"),
+    ("silent", "timed out"),
+    ("absent", "No such file or directory"),
+], ids=["answers", "closes", "silent", "absent"])
+def test_a_policy_service_that_gives_no_answer_is_a_fault(tmp_path, behaviour, fault):
+    path = tmp_path / "policyd-spf"
+    if behaviour != "absent":
+        policy_server(path, behaviour)
+    assert monitor.policy_fault(str(path), timeout=1) == fault
+
+
+def test_the_services_check_names_a_policy_service_that_gives_no_answer(tmp_path, monkeypatch):
+    monkeypatch.setattr(monitor.subprocess, "run",
+                        lambda argv, **_kw: subprocess.CompletedProcess(argv, 0, "active\n" if "is-active" in argv
+                                                                        else "", ""))
+    conf = {"services": ["postfix.service"],
+            "policy_services": [{"name": "policyd-spf", "socket": str(tmp_path / "gone")}]}
+    outcome = monitor.check_services(conf)
+    assert not outcome["ok"]
+    assert "policy service policyd-spf does not answer (No such file or directory)" in outcome["message"]
+    conf["policy_services"] = []
+    assert monitor.check_services(conf)["ok"]
+
+
+@pytest.mark.parametrize("recovered, flushed", [(["disk"], True), (["services", "queue"], True),
+                                                (["certificate"], False), ([], False)],
+                         ids=["disk", "services", "certificate", "none"])
+def test_deferred_mail_is_retried_when_a_check_that_defers_it_recovers(monkeypatch, recovered, flushed):
+    calls = []
+    monkeypatch.setattr(monitor.subprocess, "run",
+                        lambda argv, **_kw: calls.append(argv) or subprocess.CompletedProcess(argv, 0, "", ""))
+    monkeypatch.setattr(monitor.syslog, "syslog", lambda *_args: None)
+    assert monitor.flush_after_recovery(recovered) == flushed
+    assert calls == ([["postqueue", "-f"]] if flushed else [])

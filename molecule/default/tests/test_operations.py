@@ -240,6 +240,69 @@ def test_failed_backup_alerts_and_keeps_the_earlier_snapshots(mail, client, brea
     assert wait_alert(client, since, "backup", "resolved")
 
 
+# --- The mail store's file system full --------------------------------------------
+
+STORE = "/var/mail/vhosts"
+
+
+def test_a_full_mail_store_keeps_mail_queued_alerts_and_delivers_it_once_space_is_freed(
+        mail, probe, passwords, client, record_testsuite_property):
+    """The mail store's file system full (here a small tmpfs laid over it, holding a copy
+    of the store, then filled): mail on 25 and 587 is accepted and waits in Postfix's
+    queue (Dovecot's LMTP answers 4xx; nothing bounces), and the disk alert fires. Space
+    freed, the monitor's next pass resolves the alert and has Postfix retry at once:
+    every Message-ID sent arrives, once."""
+    tok = token()
+    assert run_unit(mail, "mail-monitor.service") == 0
+    since = utc_now(mail)
+    filled = mail.run(
+        f"systemctl stop dovecot && cp -a {STORE} {STORE}.keep && "
+        f"mount -t tmpfs -o size=$(( $(du -sk {STORE} | cut -f1) + 8192 ))k tmpfs {STORE} && "
+        f"chown --reference={STORE}.keep {STORE} && chmod --reference={STORE}.keep {STORE} && "
+        f"cp -a {STORE}.keep/. {STORE}/ && systemctl start dovecot && "
+        f"(dd if=/dev/zero of={STORE}/filler bs=64k 2>/dev/null; df --output=avail -k {STORE} | tail -1)")
+    sent = {f"<{tok}{n}@client.example.test>" for n in ("a", "b")}
+    try:
+        assert filled.rc == 0 and filled.stdout.split()[-1] == "0", filled.stdout + filled.stderr
+        on_25 = send25(probe, [BOB], f"{tok}a")
+        on_587 = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                       "--mail-from", ALICE, "--rcpt", BOB, "--token", f"{tok}b")
+        assert on_25["data"][0] == 250 and on_587["data"][0] == 250, (on_25, on_587)
+
+        def waiting():
+            mine = [e for e in queue_entries(mail) if e["queue_name"] == "deferred"
+                    and any(r["address"] == BOB for r in e["recipients"])]
+            return mine if len(mine) >= len(sent) else None
+        assert wait_until(waiting, 60), queue_entries(mail)
+        reasons = [r.get("delay_reason", "") for e in waiting() for r in e["recipients"]]
+        print("deferred:", reasons)
+        assert all(" 4." in reason or "4.3" in reason for reason in reasons), reasons
+        assert run_unit(mail, "mail-monitor.service") == 0
+        fired = wait_alert(client, since, "disk", "firing")
+        assert fired and f"disk of {STORE} 100% used" in fired[0]["message"], alerts(client, since)
+    finally:
+        mail.run(f"rm -f {STORE}/filler")
+    freed = time.monotonic()
+    try:
+        assert run_unit(mail, "mail-monitor.service") == 0
+        assert wait_alert(client, since, "disk", "resolved")
+        assert wait_until(lambda: bob_has_all_of(probe, passwords, sent), 60), (
+            "the queued mail did not arrive within a minute of the space being freed")
+        took = round(time.monotonic() - freed)
+        record_testsuite_property("seconds_from_space_freed_to_last_delivery", took)  # in the JUnit XML
+        print(f"delivered {len(sent)} of {len(sent)} {took} s after the space was freed")
+    finally:
+        # The store back on its own disk, with what was delivered meanwhile.
+        restored = mail.run(
+            f"systemctl stop dovecot && rm -rf {STORE}.after && cp -a {STORE} {STORE}.after && umount {STORE} && "
+            f"find {STORE} -mindepth 1 -delete && cp -a {STORE}.after/. {STORE}/ && "
+            f"rm -rf {STORE}.after {STORE}.keep && systemctl start dovecot")
+    assert restored.rc == 0, restored.stdout + restored.stderr
+    assert mail.run(f"findmnt -n {STORE}").stdout == ""
+    assert bob_has_all_of(probe, passwords, sent)
+    assert not [e for e in queue_entries(mail) if any(r["address"] == BOB for r in e["recipients"])]
+
+
 # --- Monitoring ---------------------------------------------------------------------
 
 def test_stuck_queue_and_expiring_certificate_alert_and_clear(probe, passwords, mail, client):

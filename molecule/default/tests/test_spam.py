@@ -4,6 +4,7 @@ submissions, learns from what users move into and out of Junk, and keeps its rul
 when the daily update cannot reach its servers."""
 
 import base64
+import json
 import time
 
 import dkim
@@ -276,3 +277,46 @@ def test_a_stopped_filter_defers_alerts_and_the_retry_is_delivered(probe, passwo
     took = round(time.monotonic() - back)
     record_testsuite_property(f"seconds_from_{unit}_back_to_retried_delivery", took)
     print(f"{unit}: the retried message was delivered {took} s after the unit was started again")
+
+
+def test_a_broken_spf_policy_service_defers_alerts_and_the_retry_is_delivered(probe, passwords, mail, client,
+                                                                              record_testsuite_property):
+    """policyd-spf has no unit: Postfix starts one per port-25 session (spawn). When its
+    program cannot start (here not executable, as after a broken upgrade), port 25
+    answers 4xx at RCPT, the services alert names it (the monitor asks the policy socket
+    a request), and once it is repaired the sender's retry is delivered, once."""
+    from test_operations import utc_now, wait_alert
+
+    program = "/usr/bin/policyd-spf"
+    tok = token()
+    assert mail.run("systemctl start mail-monitor.service").rc == 0
+    since = utc_now(mail)
+    # The running ones (one per open session) are ended too: new sessions start new ones.
+    mail.check_output(f"chmod 000 {program} && (pkill -x policyd-spf || true)")
+    try:
+        sent = send25(probe, [ALICE], tok)
+        refusal = first_refusal(sent)
+        assert refusal and 400 <= refusal[0] < 500 and "rcpt" in sent and sent["rcpt"][0][0] >= 400, sent
+        assert mail.run("systemctl start mail-monitor.service").rc == 0
+        fired = wait_alert(client, since, "services", "firing")
+        assert fired and "policy service policyd-spf does not answer" in fired[0]["message"], fired
+    finally:
+        mail.check_output(f"chmod 755 {program}")
+        back = time.monotonic()
+
+    def answers():
+        status = json.loads(mail.check_output("mail-monitor --status"))
+        return "policyd-spf" not in status["checks"]["services"]["message"]
+
+    # Postfix may hold the service back for a while after its failures (master's
+    # service throttle, 60 s): the checks after this one need it answering.
+    answered = wait_until(answers, 120, step=5)
+    mail.run("systemctl start mail-monitor.service")  # the services alert resolves
+    assert answered, "policyd-spf did not answer again within 120 s of the repair"
+    retried = []
+    assert wait_until(lambda: retried.append(send25(probe, [ALICE], tok)) or retried[-1].get("data", [0])[0] == 250,
+                      60), retried
+    assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
+    took = round(time.monotonic() - back)
+    record_testsuite_property("seconds_from_policyd_spf_repaired_to_retried_delivery", took)
+    print(f"policyd-spf: the retried message was delivered {took} s after the repair")
