@@ -31,6 +31,14 @@ ca_root="$(grep -o 'docker exec mailbundle-lab-[a-z]* curl [^`]*/roots/0' README
 pem="$($ca_root)" || true
 grep -q -- "-----BEGIN CERTIFICATE-----" <<<"$pem" || { echo "README's command gave no certificate: $ca_root" >&2; exit 1; }
 echo "README's command for the lab CA's root: a certificate"
+# The README's command that logs in to a lab host, run as written in a pseudo-terminal
+# (script(1)); the shell it opens must be the lab host's.
+login="$(grep -o 'docker exec -it mailbundle-lab-mx1 bash' README.md | head -1)"
+[ -n "$login" ] || { echo "README: the command that logs in to a lab host is gone" >&2; exit 1; }
+shell_host="$(printf 'hostname; exit\n' | script -qec "$login" /dev/null \
+    | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\r//g' | grep -x 'mx1' || true)"
+[ "$shell_host" = mx1 ] || { echo "README's command gave no shell on the lab's mail host: $login" >&2; exit 1; }
+echo "README's command for a shell on a lab host: a shell on mx1"
 if grep -E 'changed=[1-9]' "$log"; then
     echo "make lab run twice: the second run changed something (above)" >&2
     exit 1
