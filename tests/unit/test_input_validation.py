@@ -141,6 +141,8 @@ BAD_OPERATIONS = [
     ("backup_check_read_data_subset", "half", "backup_check_read_data_subset ('half')"),
     ("monitoring_webhook_url", "ftp://hooks.example.net/x", "monitoring_webhook_url ('ftp://hooks.example.net/x')"),
     ("monitoring_disk_used_max_percent", 150, "disk 150% (1 to 100)"),
+    ("monitoring_disk_paths", ["var/mail"], "monitoring_disk_paths must be a list of absolute paths"),
+    ("monitoring_disk_path", "/var/mail", "(monitoring_disk_path, one path, was renamed to it)"),
     ("monitoring_checks", ["queue", "weather"], "monitoring_checks has unknown checks: weather"),
 ]
 

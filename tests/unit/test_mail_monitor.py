@@ -4,6 +4,7 @@ writes them on Debian 13 (refused at DATA, with the login) and Debian 12 (at RCP
 import importlib.machinery
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 
@@ -147,3 +148,49 @@ def test_deferred_mail_is_retried_when_a_check_that_defers_it_recovers(monkeypat
     monkeypatch.setattr(monitor.syslog, "syslog", lambda *_args: None)
     assert monitor.flush_after_recovery(recovered) == flushed
     assert calls == ([["postqueue", "-f"]] if flushed else [])
+
+
+def file_systems(monkeypatch, systems):
+    """Paths on fake file systems: {path: (device, blocks, free blocks, inodes, free inodes)}."""
+    real_stat, real_statvfs = os.stat, os.statvfs  # the os module is pytest's too
+
+    def stat(path, *args, **kwargs):
+        if str(path) not in systems:
+            return real_stat(path, *args, **kwargs)
+        return type("Stat", (), {"st_dev": systems[path][0]})
+
+    def statvfs(path):
+        if str(path) not in systems:
+            return real_statvfs(path)
+        _, blocks, bavail, files, favail = systems[path]
+        return type("StatVFS", (), {"f_blocks": blocks, "f_bavail": bavail, "f_files": files, "f_favail": favail})
+    monkeypatch.setattr(monitor.os, "stat", stat)
+    monkeypatch.setattr(monitor.os, "statvfs", statvfs)
+
+
+DISK = {"disk": {"paths": ["/var/mail/vhosts", "/var/spool/postfix"], "used_max_percent": 85}}
+
+
+def test_disk_names_the_full_file_system_first_and_alerts_for_it(monkeypatch):
+    file_systems(monkeypatch, {"/var/mail/vhosts": (1, 1000, 500, 100, 90),
+                               "/var/spool/postfix": (2, 1000, 0, 100, 90)})
+    outcome = monitor.check_disk(DISK)
+    assert not outcome["ok"] and outcome["subjects"] == ["/var/spool/postfix"], outcome
+    assert outcome["message"] == ("disk of /var/spool/postfix 100% used, inodes 10% used; "
+                                  "disk of /var/mail/vhosts 50% used, inodes 10% used (limit 85%)")
+    assert outcome["metrics"] == {"disk_used_percent": 100, "disk_inodes_used_percent": 10}
+
+
+def test_disk_counts_inodes_and_one_file_system_once(monkeypatch):
+    file_systems(monkeypatch, {"/var/mail/vhosts": (1, 1000, 900, 100, 5),
+                               "/var/spool/postfix": (1, 1000, 900, 100, 5)})
+    outcome = monitor.check_disk(DISK)
+    assert not outcome["ok"] and outcome["subjects"] == ["/var/mail/vhosts"], outcome
+    assert outcome["message"] == "disk of /var/mail/vhosts 10% used, inodes 95% used (limit 85%)"
+
+
+def test_disk_below_the_limit_is_ok_and_a_missing_path_is_not(monkeypatch):
+    file_systems(monkeypatch, {"/var/mail/vhosts": (1, 1000, 150, 0, 0), "/var/spool/postfix": (2, 1000, 900, 10, 9)})
+    assert monitor.check_disk(DISK)["ok"]
+    missing = monitor.check_disk({"disk": {"paths": ["/nonexistent"], "used_max_percent": 85}})
+    assert not missing["ok"] and "disk of /nonexistent" in missing["message"], missing

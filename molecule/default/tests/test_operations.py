@@ -1,6 +1,7 @@
 """Operations: backups proven by restoring them, the restore drill, alerts that reach a
 webhook on another host, the daily report, and the status playbook."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -240,66 +241,138 @@ def test_failed_backup_alerts_and_keeps_the_earlier_snapshots(mail, client, brea
     assert wait_alert(client, since, "backup", "resolved")
 
 
-# --- The mail store's file system full --------------------------------------------
+# --- File systems full ---------------------------------------------------------------
 
 STORE = "/var/mail/vhosts"
+SPOOL = "/var/spool/postfix"
 
 
-def test_a_full_mail_store_keeps_mail_queued_alerts_and_delivers_it_once_space_is_freed(
+@contextlib.contextmanager
+def on_a_small_file_system(mail, path, services):
+    """path moved onto a tmpfs of its size and twice the message size limit for the
+    with block (enough for Postfix's rule of 1.5 times, once the test frees it), then back
+    on its own disk with what was written meanwhile. The services that keep files or
+    sockets in it, or whose sandboxes would not see a new mount (Postfix's), are stopped
+    around each move; sockets are not copied (each service makes its own)."""
+    def move(mount):
+        moved = mail.run(
+            f"systemctl stop {services} && rm -rf {path}.copy && cp -a {path} {path}.copy && "
+            + (f"{mount} {path} && chown --reference={path}.copy {path} && chmod --reference={path}.copy {path} && "
+               if mount else f"umount {path} && find {path} -mindepth 1 -delete && ")
+            + f"cp -a {path}.copy/. {path}/ && find {path} -type s -delete && rm -rf {path}.copy && "
+            f"systemctl start {services}")
+        assert moved.rc == 0, moved.stdout + moved.stderr
+        sockets = mail.run(f"ss -xlH | grep -o ' {path}/[^ ]*' | sort").stdout.split()
+        missing = [socket for socket in sockets if not mail.file(socket).is_socket]
+        assert not missing, f"listening on sockets that are gone: {missing}"
+    try:
+        move(f"mount -t tmpfs -o size=$(( $(du -sk {path} | cut -f1) + $(postconf -h message_size_limit) / 512 ))k tmpfs")
+        yield
+    finally:
+        move(None)
+    assert mail.run(f"findmnt -n {path}").stdout == ""
+
+
+def filled(mail, path):
+    """Fill path's file system to the last block; the KiB left (0)."""
+    left = mail.run(f"dd if=/dev/zero of={path}/filler bs=64k 2>/dev/null; df --output=avail -k {path} | tail -1")
+    return int(left.stdout.split()[-1])
+
+
+def retried_until_taken(probe, tok, timeout=60):
+    """A sender's retries on 25 (to bob) until one is taken (250 after DATA)."""
+    tries = []
+    taken = wait_until(lambda: tries.append(send25(probe, [BOB], tok)) or tries[-1].get("data", [0])[0] == 250,
+                       timeout)
+    assert taken, tries[-3:]
+    return tries
+
+
+def test_a_full_mail_store_refuses_mail_for_now_alerts_and_takes_it_once_space_is_freed(
         mail, probe, passwords, client, record_testsuite_property):
-    """The mail store's file system full (here a small tmpfs laid over it, holding a copy
-    of the store, then filled): mail on 25 and 587 is accepted and waits in Postfix's
-    queue (Dovecot's LMTP answers 4xx; nothing bounces), and the disk alert fires. Space
-    freed, the monitor's next pass resolves the alert and has Postfix retry at once:
-    every Message-ID sent arrives, once."""
+    """The mail store's file system full: port 25 answers 452 4.3.1 at RCPT, so the
+    sender keeps its message; mail submitted on 587 for a local mailbox is taken and
+    waits in Postfix's queue (Dovecot's LMTP answers 4xx; nothing bounces); the disk
+    alert fires. Space freed, the sender's retry is taken, and the monitor's next pass
+    resolves the alert and has Postfix retry the queued mail at once: every Message-ID
+    sent arrives, once."""
     tok = token()
     assert run_unit(mail, "mail-monitor.service") == 0
     since = utc_now(mail)
-    filled = mail.run(
-        f"systemctl stop dovecot && cp -a {STORE} {STORE}.keep && "
-        f"mount -t tmpfs -o size=$(( $(du -sk {STORE} | cut -f1) + 8192 ))k tmpfs {STORE} && "
-        f"chown --reference={STORE}.keep {STORE} && chmod --reference={STORE}.keep {STORE} && "
-        f"cp -a {STORE}.keep/. {STORE}/ && systemctl start dovecot && "
-        f"(dd if=/dev/zero of={STORE}/filler bs=64k 2>/dev/null; df --output=avail -k {STORE} | tail -1)")
     sent = {f"<{tok}{n}@client.example.test>" for n in ("a", "b")}
-    try:
-        assert filled.rc == 0 and filled.stdout.split()[-1] == "0", filled.stdout + filled.stderr
-        on_25 = send25(probe, [BOB], f"{tok}a")
-        on_587 = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
-                       "--mail-from", ALICE, "--rcpt", BOB, "--token", f"{tok}b")
-        assert on_25["data"][0] == 250 and on_587["data"][0] == 250, (on_25, on_587)
+    with on_a_small_file_system(mail, STORE, "postfix dovecot"):
+        try:
+            assert filled(mail, STORE) == 0
+            on_25 = send25(probe, [BOB], f"{tok}a")
+            assert "data" not in on_25 and on_25["rcpt"][0][0] == 452 and "4.3.1" in on_25["rcpt"][0][1], on_25
+            logged = mail.run(f"journalctl --since '{since}' -t postfix/mail-store-space -o cat --no-pager")
+            assert f"to <{BOB}>" in logged.stdout and f"{STORE}: 0 bytes free" in logged.stdout, logged.stdout
+            on_587 = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                           "--mail-from", ALICE, "--rcpt", BOB, "--token", f"{tok}b")
+            assert on_587["data"][0] == 250, on_587
 
-        def waiting():
-            mine = [e for e in queue_entries(mail) if e["queue_name"] == "deferred"
-                    and any(r["address"] == BOB for r in e["recipients"])]
-            return mine if len(mine) >= len(sent) else None
-        assert wait_until(waiting, 60), queue_entries(mail)
-        reasons = [r.get("delay_reason", "") for e in waiting() for r in e["recipients"]]
-        print("deferred:", reasons)
-        assert all(" 4." in reason or "4.3" in reason for reason in reasons), reasons
-        assert run_unit(mail, "mail-monitor.service") == 0
-        fired = wait_alert(client, since, "disk", "firing")
-        assert fired and f"disk of {STORE} 100% used" in fired[0]["message"], alerts(client, since)
-    finally:
-        mail.run(f"rm -f {STORE}/filler")
-    freed = time.monotonic()
-    try:
+            def waiting():
+                return [e for e in queue_entries(mail) if e["queue_name"] == "deferred"
+                        and any(r["address"] == BOB for r in e["recipients"])]
+            assert wait_until(waiting, 60), queue_entries(mail)
+            reasons = [r.get("delay_reason", "") for e in waiting() for r in e["recipients"]]
+            print("deferred:", reasons)
+            assert all(" 4." in reason or "4.3" in reason for reason in reasons), reasons
+            assert run_unit(mail, "mail-monitor.service") == 0
+            fired = wait_alert(client, since, "disk", "firing")
+            assert fired and f"disk of {STORE} 100% used" in fired[0]["message"], alerts(client, since)
+        finally:
+            mail.run(f"rm -f {STORE}/filler")
+        freed = time.monotonic()
+        retried_until_taken(probe, f"{tok}a")
         assert run_unit(mail, "mail-monitor.service") == 0
         assert wait_alert(client, since, "disk", "resolved")
         assert wait_until(lambda: bob_has_all_of(probe, passwords, sent), 60), (
-            "the queued mail did not arrive within a minute of the space being freed")
+            "the mail did not arrive within a minute of the space being freed")
         took = round(time.monotonic() - freed)
         record_testsuite_property("seconds_from_space_freed_to_last_delivery", took)  # in the JUnit XML
         print(f"delivered {len(sent)} of {len(sent)} {took} s after the space was freed")
-    finally:
-        # The store back on its own disk, with what was delivered meanwhile.
-        restored = mail.run(
-            f"systemctl stop dovecot && rm -rf {STORE}.after && cp -a {STORE} {STORE}.after && umount {STORE} && "
-            f"find {STORE} -mindepth 1 -delete && cp -a {STORE}.after/. {STORE}/ && "
-            f"rm -rf {STORE}.after {STORE}.keep && systemctl start dovecot")
-    assert restored.rc == 0, restored.stdout + restored.stderr
-    assert mail.run(f"findmnt -n {STORE}").stdout == ""
     assert bob_has_all_of(probe, passwords, sent)
+    assert not [e for e in queue_entries(mail) if any(r["address"] == BOB for r in e["recipients"])]
+
+
+def test_a_full_queue_file_system_refuses_mail_for_now_alerts_and_takes_it_once_space_is_freed(
+        mail, probe, passwords, client, record_testsuite_property):
+    """Postfix's queue file system full: ports 25 and 587 answer 452 4.3.1 at MAIL
+    (Postfix takes no mail it has no room to keep) and the disk alert fires. Space freed,
+    the senders' retries are taken and every Message-ID arrives, once."""
+    tok = token()
+    assert run_unit(mail, "mail-monitor.service") == 0
+    since = utc_now(mail)
+    sent = {f"<{tok}{n}@client.example.test>" for n in ("a", "b")}
+    # rsyslog keeps the socket of the chroot's dev/log in the spool (and its socket unit
+    # would start it again at once).
+    with on_a_small_file_system(mail, SPOOL, "syslog.socket rsyslog postfix dovecot policyd-rate-limit"):
+        try:
+            assert filled(mail, SPOOL) == 0
+            on_25 = send25(probe, [BOB], f"{tok}a")
+            on_587 = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                           "--mail-from", ALICE, "--rcpt", BOB, "--token", f"{tok}b")
+            for session in (on_25, on_587):
+                refused = session.get("mail", [0, ""])
+                assert "data" not in session and refused[0] == 452 and "4.3.1" in refused[1], session
+            assert run_unit(mail, "mail-monitor.service") == 0
+            fired = wait_alert(client, since, "disk", "firing")
+            assert fired and f"disk of {SPOOL} 100% used" in fired[0]["message"], alerts(client, since)
+        finally:
+            mail.run(f"rm -f {SPOOL}/filler")
+        freed = time.monotonic()
+        retried_until_taken(probe, f"{tok}a")
+        retry = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                      "--mail-from", ALICE, "--rcpt", BOB, "--token", f"{tok}b")
+        assert retry["data"][0] == 250, retry
+        assert run_unit(mail, "mail-monitor.service") == 0
+        assert wait_alert(client, since, "disk", "resolved")
+        assert wait_until(lambda: bob_has_all_of(probe, passwords, sent), 60), (
+            "the mail did not arrive within a minute of the space being freed")
+        took = round(time.monotonic() - freed)
+        record_testsuite_property("seconds_from_queue_space_freed_to_last_delivery", took)
+        print(f"delivered {len(sent)} of {len(sent)} {took} s after the queue's space was freed")
     assert not [e for e in queue_entries(mail) if any(r["address"] == BOB for r in e["recipients"])]
 
 
