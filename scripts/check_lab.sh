@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the quick start: `make lab` deploys, a second `make lab` changes nothing, the
-# README's path "From the lab to a real server" works over SSH on a host beside the lab,
+# lab section's commands work as written, the README's path "From the lab to a real
+# server" works over SSH on a host beside the lab,
 # and `make lab-down` removes the lab's containers and network and nothing else. Between
 # the second run and lab-down, make bench's loads at a small size run on the lab
 # (scripts/bench.py --on-lab): every message sent on 25 and 587 must be found in a
@@ -31,6 +32,14 @@ ca_root="$(grep -o 'docker exec mailbundle-lab-[a-z]* curl [^`]*/roots/0' README
 pem="$($ca_root)" || true
 grep -q -- "-----BEGIN CERTIFICATE-----" <<<"$pem" || { echo "README's command gave no certificate: $ca_root" >&2; exit 1; }
 echo "README's command for the lab CA's root: a certificate"
+# The README's command that reads the mail client settings from this machine through
+# the published HTTPS port, run as written (the README's text joined across lines).
+command -v curl >/dev/null || (source scripts/harness.sh && apt_install curl)
+settings="$(tr '\n' ' ' <README.md | grep -o 'curl --resolve autoconfig[^`]*' | head -1)"
+[ -n "$settings" ] || { echo "README: the command that reads the client settings is gone" >&2; exit 1; }
+xml="$($settings)" || true
+grep -q "<clientConfig" <<<"$xml" || { echo "README's command gave no client settings: $settings" >&2; exit 1; }
+echo "README's command for the client settings from this machine: Thunderbird's XML"
 # The README's command that logs in to a lab host, run as written in a pseudo-terminal
 # (script(1)); the shell it opens must be the lab host's.
 login="$(grep -o 'docker exec -it mailbundle-lab-mx1 bash' README.md | head -1)"
