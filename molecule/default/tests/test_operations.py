@@ -299,13 +299,15 @@ def test_a_full_mail_store_refuses_mail_for_now_alerts_and_takes_it_once_space_i
     tok = token()
     assert run_unit(mail, "mail-monitor.service") == 0
     since = utc_now(mail)
+    # journalctl of Debian 12 takes no ISO 8601 time.
+    journal_since = mail.check_output("date -u '+%Y-%m-%d %H:%M:%S UTC'").strip()
     sent = {f"<{tok}{n}@client.example.test>" for n in ("a", "b")}
     with on_a_small_file_system(mail, STORE, "postfix dovecot"):
         try:
             assert filled(mail, STORE) == 0
             on_25 = send25(probe, [BOB], f"{tok}a")
             assert "data" not in on_25 and on_25["rcpt"][0][0] == 452 and "4.3.1" in on_25["rcpt"][0][1], on_25
-            logged = mail.run(f"journalctl --since '{since}' -t postfix/mail-store-space -o cat --no-pager")
+            logged = mail.run(f"journalctl --since '{journal_since}' -t postfix/mail-store-space -o cat --no-pager")
             assert f"to <{BOB}>" in logged.stdout and f"{STORE}: 0 bytes free" in logged.stdout, logged.stdout
             on_587 = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
                            "--mail-from", ALICE, "--rcpt", BOB, "--token", f"{tok}b")
