@@ -102,12 +102,13 @@ def attacker():
     return _host("lab_attackers")
 
 
-def copy_script(group, script):
-    """Copy a script of this folder to /root on the group's host (not /tmp: Debian 13's
-    systemd mounts a tmpfs there inside the container); returns the container's name."""
+def copy_script(group, script, folder=None):
+    """Copy a script of this folder (or of folder) to /root on the group's host (not
+    /tmp: Debian 13's systemd mounts a tmpfs there inside the container); returns the
+    container's name."""
     name = RUNNER.get_hosts(group)[0]
-    subprocess.run(["docker", "cp", str(pathlib.Path(__file__).parent / script), f"{name}:/root/{script}"],
-                   check=True)
+    source = pathlib.Path(folder or pathlib.Path(__file__).parent) / script
+    subprocess.run(["docker", "cp", str(source), f"{name}:/root/{script}"], check=True)
     return name
 
 

@@ -247,6 +247,11 @@ STORE = "/var/mail/vhosts"
 SPOOL = "/var/spool/postfix"
 
 
+# A process of a stopped service may still be on its way out (a policy program that
+# Postfix started, a queue flush): the unmount waits for it, up to 20 s.
+UNMOUNT = "for try in $(seq 40); do umount {path} 2>/dev/null && break; sleep 0.5; done; ! findmnt -n {path}"
+
+
 @contextlib.contextmanager
 def on_a_small_file_system(mail, path, services):
     """path moved onto a tmpfs of its size and twice the message size limit for the
@@ -258,7 +263,7 @@ def on_a_small_file_system(mail, path, services):
         moved = mail.run(
             f"systemctl stop {services} && rm -rf {path}.copy && cp -a {path} {path}.copy && "
             + (f"{mount} {path} && chown --reference={path}.copy {path} && chmod --reference={path}.copy {path} && "
-               if mount else f"umount {path} && find {path} -mindepth 1 -delete && ")
+               if mount else f"{UNMOUNT.format(path=path)} && find {path} -mindepth 1 -delete && ")
             + f"cp -a {path}.copy/. {path}/ && find {path} -type s -delete && rm -rf {path}.copy && "
             f"systemctl start {services}")
         assert moved.rc == 0, moved.stdout + moved.stderr
