@@ -37,8 +37,8 @@ echo "README's command for the lab CA's root: a certificate"
 command -v curl >/dev/null || (source scripts/harness.sh && apt_install curl)
 settings="$(tr '\n' ' ' <README.md | grep -o 'curl --resolve autoconfig[^`]*' | head -1)"
 [ -n "$settings" ] || { echo "README: the command that reads the client settings is gone" >&2; exit 1; }
-xml="$($settings 2>"$log")" || true
-grep -q "<clientConfig" <<<"$xml" || { cat "$log"; echo "README's command gave no client settings: $settings" >&2; exit 1; }
+xml="$($settings 2>"$work/curl.err")" || true
+grep -q "<clientConfig" <<<"$xml" || { cat "$work/curl.err"; echo "README's command gave no client settings: $settings" >&2; exit 1; }
 echo "README's command for the client settings from this machine: Thunderbird's XML"
 # The README's command that logs in to a lab host, run as written in a pseudo-terminal
 # (script(1)); the shell it opens must be the lab host's.
