@@ -194,6 +194,8 @@ MALFORMED_INVENTORIES = [
     ("host address with /0 as trusted sender", "mail.yml", {"postfix_trusted_senders": ["192.0.2.1/0"]},
      "postfix_trusted_senders entry '192.0.2.1/0'"),
     ("bad ban time", "security.yml", {"fail2ban_bantime": "forever"}, "fail2ban_bantime 'forever'"),
+    ("IPv6 ban prefix wider than a /32", "security.yml", {"fail2ban_ipv6_ban_prefix": 16},
+     "fail2ban_ipv6_ban_prefix '16' must be a prefix length from 32 to 128"),
     ("bad allowlist entry", "security.yml", {"fail2ban_allowlist": ["office!"]}, "fail2ban_allowlist entry 'office!'"),
     ("bad DKIM selector", "mail.yml", {"opendkim_selectors": ["Mail_2026"]},
      "opendkim_selectors ['Mail_2026'] must be one or more distinct DNS labels"),

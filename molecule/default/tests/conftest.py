@@ -140,11 +140,13 @@ def attacker_probe(attacker):
     return _prober("lab_attackers", attacker)
 
 
-def ports(host, address, port_list, timeout=3):
-    """{port: open|refused|timeout} for TCP connections from host to address."""
+def ports(host, address, port_list, timeout=3, source=""):
+    """{port: open|refused|timeout} for TCP connections from host (from its address
+    source, if given) to address."""
     import json
 
-    result = host.run(f"python3 /root/portprobe.py --timeout {timeout} {address} {' '.join(map(str, port_list))}")
+    result = host.run(f"python3 /root/portprobe.py --timeout {timeout} {'--source ' + source if source else ''} "
+                      f"{address} {' '.join(map(str, port_list))}")
     assert result.rc == 0, result.stderr
     return {int(port): state for port, state in json.loads(result.stdout).items()}
 

@@ -18,6 +18,7 @@ import json
 import os
 import poplib
 import smtplib
+import socket
 import ssl
 import sys
 
@@ -243,7 +244,13 @@ def main():
     parser.add_argument("--list", action="store_true", help="IMAP: list the INBOX's Message-IDs and flags")
     parser.add_argument("--fetch", action="store_true", help="IMAP: return the token's messages as stored (base64)")
     parser.add_argument("--body", default="", help="IMAP: search the bodies for this text instead of the token")
+    parser.add_argument("--source", default="", help="connect from this address of the host")
     args = parser.parse_args()
+    if args.source:
+        # smtplib, imaplib and poplib all connect through socket.create_connection.
+        connect = socket.create_connection
+        socket.create_connection = (lambda address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None:
+                                    connect(address, timeout, (args.source, 0)))
     try:
         result = {"smtp": smtp, "imap": imap, "pop3": pop3}[args.protocol](args)
     except (OSError, smtplib.SMTPException, imaplib.IMAP4.error, poplib.error_proto) as err:

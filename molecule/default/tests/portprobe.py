@@ -11,9 +11,11 @@ import json
 import socket
 
 
-def state(address, family, port, timeout):
+def state(address, family, port, timeout, source=""):
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
+        if source:
+            sock.bind((source, 0))
         try:
             sock.connect((address, port))
         except socket.timeout:
@@ -28,10 +30,11 @@ def main():
     parser.add_argument("address", help="an IPv4 or IPv6 address")
     parser.add_argument("ports", type=int, nargs="+")
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--source", default="", help="connect from this address of the host")
     args = parser.parse_args()
     family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
-        states = pool.map(lambda p: state(args.address, family, p, args.timeout), args.ports)
+        states = pool.map(lambda p: state(args.address, family, p, args.timeout, args.source), args.ports)
         print(json.dumps(dict(zip(map(str, args.ports), states))))
 
 

@@ -4,6 +4,7 @@ The client is the site's own user (allowlisted in fail2ban, as an office network
 would be); the attacker is a separate host that guesses passwords.
 """
 
+import ipaddress
 import json
 import re
 import time
@@ -74,7 +75,7 @@ def test_internal_services_listen_on_loopback_or_sockets_only(mail, listeners):
             assert address.startswith("127.") or address == "[::1]", line
 
 
-def fail_logins(attacker_probe, mail, address, source, protocol, port, mode, limit):
+def fail_logins(attacker_probe, mail, address, source, protocol, port, mode, limit, *extra):
     """Wrong passwords from the attacker, one session each, until fail2ban bans it.
 
     Returns how many sessions it took; the last may be cut off by the ban. Dovecot logs
@@ -84,7 +85,7 @@ def fail_logins(attacker_probe, mail, address, source, protocol, port, mode, lim
     """
     for attempt in range(1, limit + 1):
         args = [protocol, port, mode, "--host", address, "--user", ALICE, "--password", "guess-" + token(),
-                "--timeout", "20"]
+                "--timeout", "20", *extra]
         if protocol == "smtp":
             args += ["--mail-from", ALICE, "--rcpt", BOB]
         answer = attacker_probe(*args)
@@ -150,15 +151,47 @@ def test_password_guessing_on_587_bans_the_attacker_until_the_ban_expires(
     assert jails_banning(mail, attacker_address["ipv4"]) == "[[]]"
 
 
-def test_password_guessing_on_993_over_ipv6_bans_the_attacker(
-        mail, attacker, attacker_probe, mx_addresses, attacker_address, unban):
+def test_password_guessing_over_ipv6_bans_the_guessers_prefix_but_never_the_allowlist(
+        mail, attacker, attacker_probe, mx_addresses, attacker_address, probe, passwords, unban):
+    """A guesser on 993 over IPv6 is banned with its whole prefix (fail2ban_ipv6_ban_prefix,
+    /120 in the lab): its neighbour in the prefix is dropped too, an address of the same
+    host outside it is not. A ban of a prefix that holds the allowlisted client (the
+    Docker network's first /120) drops the attacker's own address there, never the
+    client's."""
+    prefix = lab_value("mailservers", "security", "fail2ban_ipv6_ban_prefix")
     maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
-    sessions = fail_logins(attacker_probe, mail, mx_addresses["ipv6"], attacker_address["ipv6"],
-                           "imap", 993, "--tls", 2 * maxretry)
-    assert sessions == maxretry, f"banned after {sessions} sessions, not {maxretry}"
-    assert "dovecot" in jails_banning(mail, attacker_address["ipv6"])
-    seen = ports(attacker, mx_addresses["ipv6"], [993, 25], timeout=2)
-    assert set(seen.values()) <= {"timeout", "refused"}, seen
+    mx6 = mx_addresses["ipv6"]
+    network = ipaddress.ip_network(f"{attacker_address['ipv6']}/64", strict=False)
+    block = 2 ** (128 - prefix)
+    # Two addresses in one prefix far from the lab's hosts, and one in the next prefix.
+    guesser, neighbour, outsider = (str(network.network_address + 0xbad * block + offset)
+                                    for offset in (1, 2, block + 1))
+    extra = " && ".join(f"ip -6 addr add {a}/64 dev eth0 nodad" for a in (guesser, neighbour, outsider))
+    attacker.check_output(extra)
+    try:
+        sessions = fail_logins(attacker_probe, mail, mx6, guesser, "imap", 993, "--tls", 2 * maxretry,
+                               "--source", guesser)
+        assert sessions == maxretry, f"banned after {sessions} sessions, not {maxretry}"
+        assert "dovecot" in jails_banning(mail, guesser)
+        for source in (guesser, neighbour):
+            seen = ports(attacker, mx6, [993, 25], timeout=2, source=source)
+            assert set(seen.values()) <= {"timeout", "refused"}, (source, seen)
+        assert ports(attacker, mx6, [993, 25], timeout=2, source=outsider) == {993: "open", 25: "open"}
+    finally:
+        mail.run(f"fail2ban-client unban {guesser}")
+        attacker.run(" ; ".join(f"ip -6 addr del {a}/64 dev eth0" for a in (guesser, neighbour, outsider)))
+    assert ports(attacker, mx6, [993], timeout=2) == {993: "open"}
+
+    # The prefix of the attacker's own address holds the client's too.
+    client6 = addresses(RUNNER.get_hosts("lab_clients")[0])["ipv6"]
+    assert ipaddress.ip_address(client6) in ipaddress.ip_network(f"{attacker_address['ipv6']}/{prefix}", strict=False)
+    mail.check_output(f"fail2ban-client set dovecot banip {attacker_address['ipv6']}")
+    try:
+        assert set(ports(attacker, mx6, [993], timeout=2).values()) <= {"timeout", "refused"}
+        session = probe("imap", 993, "--tls", "--host", mx6, "--user", ALICE, "--password", passwords[ALICE])
+        assert session["login"] == "OK", session
+    finally:
+        mail.run(f"fail2ban-client unban {attacker_address['ipv6']}")
 
 
 def test_the_allowlisted_client_is_never_banned(mail, client, probe, passwords):
