@@ -288,6 +288,34 @@ def test_a_logged_in_user_cannot_send_with_the_null_sender(probe, passwords, por
     assert "data" not in sent
 
 
+@pytest.mark.parametrize("port, mode", [(587, "--starttls"), (465, "--tls")])
+@pytest.mark.parametrize("from_header", ["<bob@example.test>", "Bob <bob@example.test>",
+                                         "\"bob@example.test\" <alice@example.test>",
+                                         "<alice@example.test>, <bob@example.test>"],
+                         ids=["another mailbox", "another mailbox named", "another address as name", "two addresses"])
+def test_a_logged_in_user_cannot_show_another_address_in_from(probe, passwords, mail, port, mode, from_header):
+    """The envelope sender is alice's own, the From header the reader sees is not: refused
+    at the end of DATA (550 5.7.1, mail-from-guard), never signed or delivered, and
+    logged with the login (security review, item 3)."""
+    tok = token()
+    sent = probe("smtp", port, mode, "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--from-header", from_header, "--rcpt", BOB, "--token", tok)
+    assert sent["rcpt"][0][0] == 250 and sent["data"][0] == 550 and "5.7.1" in sent["data"][1], sent
+    assert wait_for(probe, BOB, passwords[BOB], tok, timeout=3)["found"] == 0
+    assert f"refused a message of {ALICE}" in mail.check_output("journalctl -t mail-from-guard -n 20 -o cat")
+
+
+@pytest.mark.parametrize("from_header", ["Alice <alice@example.test>", "<alice+lists@example.test>",
+                                         "The postmaster <postmaster@example.test>", "<team@example.test>"],
+                         ids=["own", "own with extension", "owned alias", "shared alias"])
+def test_a_logged_in_user_sends_with_any_from_it_owns(probe, passwords, from_header):
+    tok = token()
+    sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
+                 "--mail-from", ALICE, "--from-header", from_header, "--rcpt", BOB, "--token", tok)
+    assert sent["data"][0] == 250, sent
+    assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
+
+
 def test_imap_refuses_login_before_starttls(probe, passwords):
     seen = probe("imap", 143, "--starttls", "--user", ALICE, "--password", passwords[ALICE])
     assert "LOGINDISABLED" in seen["capabilities_before_login"]

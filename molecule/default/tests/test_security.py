@@ -309,7 +309,8 @@ state=$1
 # Our long-running units too, and the daemons whose Debian units the roles sandbox
 # with drop-ins (before them: OpenDKIM 9.6 and OpenDMARC 9.2, "UNSAFE";
 # policyd-rate-limit 6.9 and spamd 6.2, "MEDIUM").
-SCORED = sorted(SANDBOXED) + ["mail-spamass-milter@inbound.service", "mail-spamass-milter@outbound.service",
+SCORED = sorted(SANDBOXED) + ["mail-from-guard.service",
+                              "mail-spamass-milter@inbound.service", "mail-spamass-milter@outbound.service",
                               "opendkim.service", "opendmarc.service", "policyd-rate-limit.service", "spamd.service"]
 
 

@@ -267,8 +267,9 @@ def test_spam_filter_down_defers_on_25_lets_users_send_and_recovers(probe, passw
 
 # The other filters of the mail path, stopped one at a time (the never-lose-mail
 # review): (unit, the port whose mail it filters). OpenDKIM verifies mail on 25 (its
-# signing on 587 is tested in test_dkim); the sending limits' policy service judges 587.
-STOPPED_FILTERS = [("opendmarc", 25), ("opendkim", 25), ("policyd-rate-limit", 587)]
+# signing on 587 is tested in test_dkim); the sending limits' policy service and the
+# From header check judge 587.
+STOPPED_FILTERS = [("opendmarc", 25), ("opendkim", 25), ("policyd-rate-limit", 587), ("mail-from-guard", 587)]
 
 
 @pytest.mark.parametrize(("unit", "port"), STOPPED_FILTERS, ids=[f"{unit}-{port}" for unit, port in STOPPED_FILTERS])
