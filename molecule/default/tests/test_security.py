@@ -194,6 +194,22 @@ def test_password_guessing_over_ipv6_bans_the_guessers_prefix_but_never_the_allo
         mail.run(f"fail2ban-client unban {attacker_address['ipv6']}")
 
 
+def test_a_broken_ban_action_never_replaces_the_one_in_force(mail):
+    """The validate: of the ban action file: one whose include is missing passes
+    fail2ban-client --test, so the check also reads its start, ban and unban commands
+    as fail2ban does; the action in force passes."""
+    check = "/usr/local/sbin/fail2ban-candidate-check action.d/mailbundle-nftables.conf"
+    mail.check_output("printf '[INCLUDES]\\nbefore = no-such-action.conf\\n[Definition]\\nactionban = true\\n'"
+                      " > /root/broken-action.conf")
+    try:
+        broken = mail.run(f"{check} /root/broken-action.conf")
+        in_force = mail.run(f"{check} /etc/fail2ban/action.d/mailbundle-nftables.conf")
+    finally:
+        mail.run("rm -f /root/broken-action.conf")
+    assert broken.rc == 1 and "gives no nft command as actionstart" in broken.stderr, broken.stderr
+    assert in_force.rc == 0, in_force.stderr
+
+
 def test_the_allowlisted_client_is_never_banned(mail, client, probe, passwords):
     # The allowlist names the client by host name; both its addresses are spared.
     client_address = addresses(RUNNER.get_hosts("lab_clients")[0])
