@@ -1,6 +1,7 @@
 """Operations: backups proven by restoring them, the restore drill, alerts that reach a
 webhook on another host, the daily report, and the status playbook."""
 
+import base64
 import contextlib
 import json
 import re
@@ -412,10 +413,17 @@ def test_stuck_queue_and_expiring_certificate_alert_and_clear(probe, passwords, 
         assert cert and "expires in" in cert[0]["message"], alerts(client, since)
         logged = mail.run("journalctl -t mail-monitor -o cat --no-pager -n 50").stdout
         assert '"check": "queue"' in logged and '"status": "firing"' in logged
-        # The postmaster (an alias of alice) got the alerts by mail too.
-        for check in ("queue", "certificate"):
-            subject = f"[FIRING] mx1.example.test: {check}"
-            assert wait_for(probe, ALICE, passwords[ALICE], subject)["found"] >= 1, subject
+        # The postmaster (an alias of alice) got the alerts by mail too: the very alerts
+        # the webhook got, each mail carrying its alert's time (a token of this run).
+        for fired in (queue[0], cert[0]):
+            subject = f"[FIRING] mx1.example.test: {fired['check']}"
+
+            def mailed():
+                seen = probe("imap", 993, "--tls", "--user", ALICE, "--password", passwords[ALICE],
+                             "--token", subject, "--fetch")
+                return any(f'"time": "{fired["time"]}"' in base64.b64decode(raw).decode(errors="replace")
+                           for raw in seen.get("raw", []))
+            assert wait_until(mailed, 60), (subject, fired["time"])
 
         assert mail.run("postsuper -d ALL deferred").rc == 0
         assert run_unit(mail, "mail-monitor.service") == 0
