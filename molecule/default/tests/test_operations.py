@@ -439,13 +439,14 @@ def test_daily_report_reaches_the_postmaster(probe, passwords, mail):
     tok = token()
     assert send25(probe, [BOB], tok)["data"][0] == 250
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
-    # Earlier reports (a second verify run) must not count for this one.
-    mail.check_output(f"doveadm expunge -u {ALICE} mailbox INBOX subject 'Mail report for'")
-    sent = mail.run("/usr/local/sbin/mail-daily-report postmaster@example.test '-1h' now")
+    # The report's subject names its period; a start of this run's own, to the second,
+    # finds this report and no other (a token unique to the run).
+    since = mail.check_output("date -d '-1 hour' '+%Y-%m-%d %H:%M:%S'").strip()
+    sent = mail.run(f"/usr/local/sbin/mail-daily-report postmaster@example.test '{since}' now")
     assert sent.rc == 0, sent.stderr
     # postmaster@example.test is an alias of alice; only pflogsumm writes "Grand Totals".
-    seen = wait_for(probe, ALICE, passwords[ALICE], "Mail report for", 993, "--body", "Grand Totals")
-    assert seen["found"] == 1, seen
+    seen = wait_for(probe, ALICE, passwords[ALICE], f"{since} to now", 993, "--fetch")
+    assert seen["found"] == 1 and b"Grand Totals" in base64.b64decode(seen["raw"][0]), seen
 
 
 def test_status_playbook_shows_the_real_state(mail):
