@@ -151,7 +151,8 @@ def test_dovecot_stopped_and_started_during_a_load_loses_nothing(mail, client, r
     for a few seconds and started again: what arrived while it was away was refused with
     a 4xx (its quota check at RCPT had no answer; the sender keeps such mail), the load
     went on after Dovecot was back, and every message accepted (250 after DATA) is in
-    bob's mailbox once, compared by Message-ID."""
+    bob's mailbox, compared by Message-ID: once, or twice only where Postfix logged that
+    Dovecot's answer to the saved message was lost as it stopped."""
     import re
 
     from conftest import PROJECT, copy_script
@@ -185,11 +186,27 @@ def test_dovecot_stopped_and_started_during_a_load_loses_nothing(mail, client, r
                           f"-exec grep -hiF -m1 'Message-ID: <bench.{run_id}.' {{}} +").stdout
         return sorted(line.split(":", 1)[1].strip() for line in listed.splitlines() if ":" in line)
     assert wait_until(lambda: set(found()) >= set(load["accepted_ids"]), 120), (
-        sorted(set(load["accepted_ids"]) - set(found()))[:5])
+        sorted(set(load["accepted_ids"]) - set(found()))[:5],
+        [(e["queue_name"], e["recipients"]) for e in queue_entries(mail)][:5])
     took = round(time.time() - back)
     ids = found()
-    assert sorted(ids) == sorted(set(ids)), "a message was delivered twice"
     assert set(ids) == set(load["accepted_ids"]), sorted(set(ids) ^ set(load["accepted_ids"]))[:5]
+    twice = sorted({message_id for message_id in ids if ids.count(message_id) > 1})
+    if twice:
+        # A second copy is allowed only where the first delivery's answer was lost as
+        # Dovecot stopped: it had saved the message, then either went away before its 250
+        # reached Postfix (Postfix logs "message may be sent more than once") or answered
+        # the end of DATA with "421 4.3.2 Server shutting down" (seen with Dovecot 2.4).
+        # Postfix tries again; SMTP and LMTP choose a duplicate over a loss. Any
+        # other second copy fails.
+        log = mail.check_output(f"journalctl -u 'postfix*' --since @{int(load['start']) - 5} "
+                                "-o cat --no-pager").splitlines()
+        lost_answer = ("message may be sent more than once", "Server shutting down (in reply to end of DATA command)")
+        for message_id in twice:
+            queue_ids = {line.split(":", 1)[0] for line in log if f"message-id={message_id}" in line}
+            lines = [line for line in log if line.split(":", 1)[0] in queue_ids and "status=" in line]
+            assert queue_ids and any(sign in line for line in lines for sign in lost_answer), (message_id, lines)
+        print(f"{len(twice)} delivered twice, each after its answer was lost as Dovecot stopped:", twice)
     record_testsuite_property("seconds_from_dovecot_back_to_last_delivery_under_load", took)
     print(f"every accepted message found once, the last {took} s after Dovecot was back")
 
