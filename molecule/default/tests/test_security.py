@@ -385,9 +385,10 @@ except smtplib.SMTPResponseException as err:
 
 
 def test_local_users_send_only_if_allowed_and_loopback_on_25_is_outside(mail, probe, passwords):
-    """Finding 4 of the security review: code running as www-data (a webmail compromise)
-    could send through sendmail or through 127.0.0.1:25, skipping the login and the
-    sending limits, with mail for our domains DKIM-signed. Now its sendmail is refused,
+    """Finding 4 of the security review: code running as www-data (a webmail compromise;
+    the webmail's workers now run as mailbundle-webmail) could send through sendmail or
+    through 127.0.0.1:25, skipping the login and the sending limits, with mail for our
+    domains DKIM-signed. Now sendmail is refused to both users,
     and on 25 from loopback it is an outsider: no relay, none of our domains as sender,
     and a forged From: is judged by DMARC and never signed. root's sendmail (alerts,
     reports) still delivers, signed."""
@@ -395,14 +396,15 @@ def test_local_users_send_only_if_allowed_and_loopback_on_25_is_outside(mail, pr
 
     from test_spam import header_lines
 
-    def as_www_data(command):
-        return mail.run(f"runuser -u www-data -- {command}")
+    def as_webmail(command, user="mailbundle-webmail"):
+        return mail.run(f"runuser -u {user} -- {command}")
 
     def loopback(sender, rcpt, from_header, tok):
-        return as_www_data(f"python3 -c {shlex.quote(LOOPBACK_SMTP)} {sender} {rcpt} {from_header} {tok}").stdout.strip()
+        return as_webmail(f"python3 -c {shlex.quote(LOOPBACK_SMTP)} {sender} {rcpt} {from_header} {tok}").stdout.strip()
 
-    refused = as_www_data(f"sh -c 'printf \"Subject: x\\n\\nx\\n\" | /usr/sbin/sendmail {BOB}'")
-    assert refused.rc != 0 and "is not allowed to submit mail" in refused.stderr, refused.stderr
+    for user in ("mailbundle-webmail", "www-data"):
+        refused = as_webmail(f"sh -c 'printf \"Subject: x\\n\\nx\\n\" | /usr/sbin/sendmail {BOB}'", user)
+        assert refused.rc != 0 and "is not allowed to submit mail" in refused.stderr, (user, refused.stderr)
     relay = loopback("someone@outside.example", "someone@elsewhere.example", "someone@outside.example", token())
     assert relay.startswith("554") and "Relay access denied" in relay, relay
     ours = loopback(ALICE, BOB, ALICE, token())

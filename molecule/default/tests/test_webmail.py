@@ -63,16 +63,22 @@ def test_browser_logs_in_reads_replies_and_logs_out(browser, client, probe, pass
     assert wait_for(probe, ALICE, passwords[ALICE], tok)["found"] == 1
 
     reply = token()
-    answer = browser("reply", ALICE, passwords[ALICE], "--open-token", tok, "--reply-token", reply)
+    attachment = f"/root/attached-{reply}.txt"
+    client.check_output(f"printf 'Attached {reply}\\n' > {attachment}")
+    answer = browser("reply", ALICE, passwords[ALICE], "--open-token", tok, "--reply-token", reply,
+                     "--attach", attachment)
 
     assert answer["login"], answer
     assert answer["found"] and answer["body_shows_token"], answer
     assert any(BOB in recipient for recipient in answer["reply_to"]), answer
-    assert answer["sent"], answer
+    assert answer["attached"] and answer["sent"], answer
     assert answer["logged_out"], answer
-    # The reply went out through Postfix with Alice's own login and reached Bob.
+    # The reply went out through Postfix with Alice's own login and reached Bob, with
+    # the file (uploaded through the PHP workers' temporary folder) attached.
     arrived = wait_for(probe, BOB, passwords[BOB], reply, 993, "--body", reply)
     assert arrived["found"] == 1, arrived
+    attached = wait_for(probe, BOB, passwords[BOB], reply, 993, "--body", f"Attached {reply}")
+    assert attached["found"] == 1, attached
     assert (ARTIFACTS / "reply" / "message.png").stat().st_size > 10_000
 
 
@@ -175,3 +181,66 @@ def test_login_page_is_served_with_security_headers(client):
     # Plain HTTP goes to HTTPS.
     status = client.check_output(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{NAME}/")
     assert status == f"301 {URL}", status
+
+
+# Code an attacker got into Roundcube (a vulnerable plugin, an upload run as PHP): what
+# it tries, each with @ so that nothing of it reaches the logs the last check reads.
+INTRUDER_PHP = r"""<?php
+header('Content-Type: application/json');
+$tries = [];
+foreach (['/etc/passwd', '/etc/dovecot/users', '/var/mail/vhosts', '/var/lib/nginx/body',
+          '/var/log/nginx/access.log', '/etc/roundcube/config.inc.php'] as $path) {
+    $tries['read ' . $path] = is_dir($path) ? @scandir($path) !== false : @file_get_contents($path) !== false;
+}
+$tries['write /var/log/nginx/access.log'] = @file_put_contents('/var/log/nginx/access.log', "forged\n", FILE_APPEND) !== false;
+$temp = sys_get_temp_dir() . '/intruder-' . getmypid();
+$tries['write temp'] = @file_put_contents($temp, 'x') !== false;
+$tries['temp'] = sys_get_temp_dir();
+@unlink($temp);
+foreach (['exec', 'shell_exec', 'system', 'passthru', 'proc_open', 'popen', 'pcntl_exec', 'pcntl_fork',
+          'mail', 'dl', 'putenv', 'symlink', 'link'] as $function) {
+    $tries['call ' . $function] = function_exists($function);
+}
+try {
+    $tries['run id'] = (string) shell_exec('id') !== '';
+} catch (\Throwable $e) {
+    $tries['run id'] = false;
+}
+$tries['user'] = function_exists('posix_geteuid') ? posix_getpwuid(posix_geteuid())['name'] : get_current_user();
+echo json_encode($tries);
+"""
+
+
+def test_code_run_by_the_webmail_reaches_nothing_beyond_roundcube(mail):
+    """Finding 7 of the security review: Roundcube's PHP workers ran as nginx's www-data
+    with no open_basedir or disable_functions. Code run by them (here a file the test puts
+    among Roundcube's plugins, run through the pool's socket as nginx runs index.php)
+    now runs as a user of its own, opens nothing outside Roundcube's folders (not even
+    the world-readable /etc/passwd), writes nothing of nginx's, and starts no program.
+    Positive controls: it reads Roundcube's configuration and writes its temporary
+    folder (where uploads land); the browser checks above log in, read, reply with an
+    attachment and set a Sieve script through the same workers, and Roundcube logged no
+    open_basedir refusal of its own while they ran."""
+    import shlex
+
+    copy_script("mailservers", "fastcgi.py")
+    pool = mail.check_output("ls /etc/php/*/fpm/pool.d/mailbundle-webmail.conf")
+    socket_path = mail.check_output(f"sed -n 's/^listen = //p' {pool}")
+    user = mail.check_output(f"sed -n 's/^user = //p' {pool}")
+    script = f"/var/lib/roundcube/plugins/intruder-{token()}.php"
+    mail.check_output(f"printf '%s' {shlex.quote(INTRUDER_PHP)} > {script}")
+    try:
+        tries = json.loads(mail.check_output(f"python3 /root/fastcgi.py {socket_path} {script}"))
+    finally:
+        mail.run(f"rm -f {script}")
+    temp = mail.check_output(f"sed -n 's/^php_admin_value.sys_temp_dir. = //p' {pool}")
+    assert tries.pop("user") == user != "www-data", (user, tries)
+    assert tries.pop("temp") == temp, tries
+    assert {name for name, done in tries.items() if done} == {"read /etc/roundcube/config.inc.php",
+                                                              "write temp"}, tries
+    # The workers run as that user (ps), and nginx keeps www-data.
+    workers = mail.check_output(f"ps -o user:32=,args= -C php-fpm{pool.split('/')[3]}")
+    assert f"{user} " in workers and "www-data" not in workers, workers
+    refusals = mail.run("grep -h 'open_basedir restriction' /var/log/nginx/error.log; "
+                        "journalctl -o cat --no-pager SYSLOG_IDENTIFIER=roundcube | grep 'open_basedir'").stdout
+    assert refusals == "", refusals

@@ -4,7 +4,8 @@
   webmail.py browser --url URL --user ADDRESS --password PW --cafile PEM --shots DIR
                      [--open-token T --reply-token R]
       Debian's Chromium, headless, driven through Selenium: logs in; with --open-token,
-      finds that message in the inbox, opens it, replies with R in the body and sends;
+      finds that message in the inbox, opens it, replies with R in the body (and the file
+      of --attach FILE attached) and sends;
       with --vacation TEXT (or --vacation-off), sets the out-of-office reply in
       Settings; then logs out. The certificate is verified against the CA in PEM (an NSS database
       of its own, as Chromium reads trust from there). Screenshots go to DIR.
@@ -135,6 +136,19 @@ def browser(args):
                 e.get_attribute("value") for e in driver.find_elements(By.ID, "_to")]
             compose.send_keys(Keys.CONTROL, Keys.HOME)
             compose.send_keys(f"Reply {args.reply_token}\n")
+            if args.attach:
+                # Roundcube's upload field (hidden behind its Attach button) takes the
+                # file; the upload goes through PHP's temporary folder to Roundcube's.
+                driver.find_element(By.CSS_SELECTOR, "input[type=file][name='_attachments[]']").send_keys(args.attach)
+                name = os.path.basename(args.attach)
+                try:
+                    wait.until(lambda d: any(name in e.text for e in d.find_elements(By.CSS_SELECTOR, "#attachment-list li")
+                                             if "uploading" not in (e.get_attribute("class") or "")))
+                    answer["attached"] = True
+                except TimeoutException:
+                    errors = messages("error")
+                    answer["attach_error"] = errors[0]["text"] if errors else ""
+                    answer["attached"] = False
             shot("reply")
             visible("button.send, a.send, input.send")[0].click()
             try:
@@ -253,6 +267,7 @@ def main():
     b.add_argument("--shots", required=True)
     b.add_argument("--open-token", default="")
     b.add_argument("--reply-token", default="")
+    b.add_argument("--attach", default="", help="a file on this host to attach to the reply")
     b.add_argument("--vacation", default="", help="turn the out-of-office reply on, with this text")
     b.add_argument("--vacation-off", action="store_true", help="turn the out-of-office reply off")
     g = sub.add_parser("guess")
