@@ -144,6 +144,7 @@ BAD_OPERATIONS = [
     ("monitoring_disk_paths", ["var/mail"], "monitoring_disk_paths must be a list of absolute paths"),
     ("monitoring_disk_path", "/var/mail", "(monitoring_disk_path, one path, was renamed to it)"),
     ("monitoring_checks", ["queue", "weather"], "monitoring_checks has unknown checks: weather"),
+    ("monitoring_security_updates_grace_hours", "1d", "monitoring_security_updates_grace_hours ('1d') must be a"),
 ]
 
 

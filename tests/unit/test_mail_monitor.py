@@ -194,3 +194,65 @@ def test_disk_below_the_limit_is_ok_and_a_missing_path_is_not(monkeypatch):
     assert monitor.check_disk(DISK)["ok"]
     missing = monitor.check_disk({"disk": {"paths": ["/nonexistent"], "used_max_percent": 85}})
     assert not missing["ok"] and "disk of /nonexistent" in missing["message"], missing
+
+
+# --- Security updates: apt-get -s dist-upgrade as Debian 13 and 12 print it -------------
+
+SIMULATION = "\n".join([
+    "Reading package lists...",
+    "Inst login.defs [1:4.17.4-2] (1:4.17.4-2+deb13u1 Debian-Security:13/stable-security [all])",
+    "Inst libzstd1 [1.5.7+dfsg-1] (1.5.7+dfsg-1+deb13u1 Debian:13.2/stable [amd64])",
+    "Inst php8.2-fpm [8.2.28-1~deb12u1] (8.2.29-1~deb12u1 Debian-Security:12/oldstable-security [amd64]) []",
+    "Inst tzdata [2025a-0+deb12u1] (2025b-0+deb12u1 Debian:12.12/oldstable, Debian:12-updates/oldstable-updates [all])",
+    "Inst roundcube-core [1.6.22+dfsg-0+deb13u1] (99:1.0 Local:13/trixie-security [all])",
+    "Inst newpackage (1.0 Debian-Security:13/stable-security [amd64])",
+    "Conf login.defs (1:4.17.4-2+deb13u1 Debian-Security:13/stable-security [all])",
+])
+UPDATES = {"security_updates": {"grace_hours": 36, "lists_max_age_hours": 48, "first": ["roundcube", "php"]}}
+
+
+def test_security_upgrades_are_told_by_their_archive():
+    assert monitor.security_upgrades(SIMULATION) == {
+        "login.defs": "1:4.17.4-2+deb13u1", "php8.2-fpm": "8.2.29-1~deb12u1",
+        "roundcube-core": "99:1.0", "newpackage": "1.0"}
+
+
+@pytest.fixture
+def apt(monkeypatch, tmp_path):
+    """check_security_updates against a fake apt: lists of the given age, the
+    simulation above; returns a function that runs the check at a given time."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    monkeypatch.setattr(monitor, "APT_LISTS", str(lists))
+    monkeypatch.setattr(monitor.subprocess, "run",
+                        lambda argv, **_: subprocess.CompletedProcess(argv, 0, SIMULATION, ""))
+    start = 1_800_000_000
+
+    def check(hours_later, lists_age_hours=1, **changes):
+        release = lists / "mirror_dists_trixie_InRelease"
+        release.write_text("x")
+        os.utime(release, (start, start + hours_later * 3600 - lists_age_hours * 3600))
+        monkeypatch.setattr(monitor, "now", lambda: start + hours_later * 3600)
+        conf = {"state_dir": str(tmp_path), "security_updates": {**UPDATES["security_updates"], **changes}}
+        return monitor.check_security_updates(conf)
+    return check
+
+
+def test_pending_security_updates_wait_out_the_grace_then_fire_web_facing_first(apt):
+    first = apt(0)
+    assert first["ok"] and first["metrics"]["security_updates_pending"] == 4, first
+    assert apt(35.9)["ok"]
+    late = apt(36)
+    assert not late["ok"] and late["subjects"] == ["login.defs", "newpackage", "php8.2-fpm", "roundcube-core"]
+    named = late["message"].split(": ", 1)[1]
+    assert named.startswith("php8.2-fpm 8.2.29-1~deb12u1, roundcube-core 99:1.0, login.defs"), named
+    # No grace: at once.
+    assert not apt(0, grace_hours=0)["ok"]
+
+
+def test_stale_package_lists_fire_and_no_lists_is_a_failure(apt, tmp_path):
+    stale = apt(0, lists_age_hours=49)
+    assert not stale["ok"] and "49 h ago" in stale["message"], stale
+    (tmp_path / "lists" / "mirror_dists_trixie_InRelease").unlink()
+    none = monitor.check_security_updates({"state_dir": str(tmp_path), **UPDATES})
+    assert not none["ok"] and "no package lists" in none["message"], none

@@ -392,12 +392,35 @@ def test_a_full_queue_file_system_refuses_mail_for_now_alerts_and_takes_it_once_
 
 # --- Monitoring ---------------------------------------------------------------------
 
-def test_stuck_queue_and_expiring_certificate_alert_and_clear(probe, passwords, mail, client):
+# Not under /tmp or /var/tmp: apt reads a file: archive in place, and mail-monitor runs
+# with a private /var/tmp.
+FAKE_SECURITY = "/var/local/mailbundle-fake-security"
+FAKE_SOURCE = "/etc/apt/sources.list.d/mailbundle-fake-security.list"
+
+
+def publish_a_fake_security_update(mail):
+    """A local package archive labelled Debian-Security offering roundcube-core 99:1.0
+    (an index entry only: there is no package to download), added to apt's sources and
+    read by apt-get update of that source alone."""
+    mail.check_output(f"""set -e; mkdir -p {FAKE_SECURITY}; cd {FAKE_SECURITY}
+printf 'Package: roundcube-core\\nVersion: 99:1.0\\nArchitecture: all\\nMaintainer: Lab <postmaster@example.test>\\nFilename: ./roundcube-core_99_all.deb\\nSize: 1000\\nSHA256: %064d\\nDescription: a webmail security update that never was\\n' 0 > Packages
+{{ printf 'Origin: Debian\\nLabel: Debian-Security\\nSuite: stable-security\\nDate: %s\\nSHA256:\\n' "$(date -Ru)"; printf ' %s %s Packages\\n' $(sha256sum Packages | cut -d' ' -f1) $(stat -c%s Packages); }} > Release
+echo 'deb [trusted=yes] file:{FAKE_SECURITY} ./' > {FAKE_SOURCE}
+apt-get update -q -o Dir::Etc::SourceList={FAKE_SOURCE} -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=false""")
+
+
+def withdraw_the_fake_security_update(mail):
+    mail.run(f"rm -rf {FAKE_SECURITY} {FAKE_SOURCE} /var/lib/apt/lists/_var_local_mailbundle-fake-security*")
+
+
+def test_stuck_queue_expiring_certificate_and_late_security_update_alert_and_clear(probe, passwords, mail, client):
     since = utc_now(mail)
+    publish_a_fake_security_update(mail)
     # Low test limits, set as an inventory would: any deferred message, any
-    # certificate with less than 200 days (Pebble's last 90).
+    # certificate with less than 200 days (Pebble's last 90), any pending security
+    # update at once (the default waits 36 h for unattended-upgrades).
     low = run_site("--tags", "monitoring", "-e", "monitoring_queue_deferred_max=0",
-                   "-e", "monitoring_certificate_days_min=200")
+                   "-e", "monitoring_certificate_days_min=200", "-e", "monitoring_security_updates_grace_hours=0")
     assert low.returncode == 0, low.stdout[-3000:]
     # Earlier alert mails (a second verify run) must not count for this one.
     for check in ("queue", "certificate"):
@@ -417,6 +440,13 @@ def test_stuck_queue_and_expiring_certificate_alert_and_clear(probe, passwords, 
         assert queue and "deferred (limit 0)" in queue[0]["message"], alerts(client, since)
         cert = wait_alert(client, since, "certificate", "firing")
         assert cert and "expires in" in cert[0]["message"], alerts(client, since)
+        # The webmail's update is named, with the web-facing packages before the rest
+        # (the lab's images may lack other security updates of the day too).
+        updates = wait_alert(client, since, "security_updates", "firing")
+        assert updates, alerts(client, since)
+        named = [item.split()[0] for item in updates[0]["message"].split(": ", 1)[1].split("; ")[0].split(", ")]
+        web = [name.startswith(("roundcube", "php", "nginx")) for name in named]
+        assert "roundcube-core" in named and web == sorted(web, reverse=True), updates[0]["message"]
         logged = mail.run("journalctl -t mail-monitor -o cat --no-pager -n 50").stdout
         assert '"check": "queue"' in logged and '"status": "firing"' in logged
         # The postmaster (an alias of alice) got the alerts by mail too: the very alerts
@@ -435,10 +465,13 @@ def test_stuck_queue_and_expiring_certificate_alert_and_clear(probe, passwords, 
         assert run_unit(mail, "mail-monitor.service") == 0
         assert wait_alert(client, since, "queue", "resolved")
     finally:
+        withdraw_the_fake_security_update(mail)
         back = run_site("--tags", "monitoring")
         assert back.returncode == 0, back.stdout[-3000:]
     assert run_unit(mail, "mail-monitor.service") == 0
     assert wait_alert(client, since, "certificate", "resolved")
+    # Withdrawn, and the lab's own pending updates within the default 36 h: resolved.
+    assert wait_alert(client, since, "security_updates", "resolved")
 
 
 def test_daily_report_reaches_the_postmaster(probe, passwords, mail):

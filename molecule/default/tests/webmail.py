@@ -141,9 +141,16 @@ def browser(args):
                 # file; the upload goes through PHP's temporary folder to Roundcube's.
                 driver.find_element(By.CSS_SELECTOR, "input[type=file][name='_attachments[]']").send_keys(args.attach)
                 name = os.path.basename(args.attach)
+
+                def uploaded(d):
+                    # Roundcube replaces the list item when the upload ends.
+                    try:
+                        return any(name in e.text and "uploading" not in (e.get_attribute("class") or "")
+                                   for e in d.find_elements(By.CSS_SELECTOR, "#attachment-list li"))
+                    except StaleElementReferenceException:
+                        return False
                 try:
-                    wait.until(lambda d: any(name in e.text for e in d.find_elements(By.CSS_SELECTOR, "#attachment-list li")
-                                             if "uploading" not in (e.get_attribute("class") or "")))
+                    wait.until(uploaded)
                     answer["attached"] = True
                 except TimeoutException:
                     errors = messages("error")

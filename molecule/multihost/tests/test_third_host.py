@@ -63,7 +63,7 @@ def monitor(name):
 
 def test_backup_is_watched_without_a_mail_store():
     checks = monitor(NEW)
-    assert sorted(checks) == ["certificate", "disk", "queue", "services"], checks
+    assert sorted(checks) == ["certificate", "disk", "queue", "security_updates", "services"], checks
     assert all(check["ok"] for check in checks.values()), checks
     assert checks["services"]["message"] == "services: all running", checks["services"]
     assert host(NEW).service("mail-monitor.timer").is_running
