@@ -194,6 +194,47 @@ def test_password_guessing_over_ipv6_bans_the_guessers_prefix_but_never_the_allo
         mail.run(f"fail2ban-client unban {attacker_address['ipv6']}")
 
 
+def test_an_address_banned_again_and_again_is_banned_from_every_port_for_longer(
+        mail, attacker, attacker_probe, mx_addresses, attacker_address, unban):
+    """The recidive jail: an address banned fail2ban_recidive_maxretry times within
+    fail2ban_recidive_findtime (3 within 15 minutes in the lab), by any jail, is banned
+    from every port for fail2ban_recidive_bantime, and stays banned when the jail that
+    banned it last lets it go. The earlier bans are put in by hand (fail2ban logs them as
+    it logs any ban: yesterday's guessing, sped up); the last comes from guessing on 993.
+    An address in the next prefix still reaches every port."""
+    recidive = lab_value("mailservers", "security", "fail2ban_recidive_maxretry")
+    maxretry = lab_value("mailservers", "security", "fail2ban_maxretry")
+    prefix = lab_value("mailservers", "security", "fail2ban_ipv6_ban_prefix")
+    mx6 = mx_addresses["ipv6"]
+    network = ipaddress.ip_network(f"{attacker_address['ipv6']}/64", strict=False)
+    block = 2 ** (128 - prefix)
+    repeater, outsider = (str(network.network_address + 0xbee * block + offset) for offset in (1, block + 1))
+    attacker.check_output(" && ".join(f"ip -6 addr add {a}/64 dev eth0 nodad" for a in (repeater, outsider)))
+    try:
+        for _ in range(recidive - 1):
+            mail.check_output(f"fail2ban-client set dovecot banip {repeater} && "
+                              f"fail2ban-client set dovecot unbanip {repeater}")
+        assert "recidive" not in jails_banning(mail, repeater)
+        sessions = fail_logins(attacker_probe, mail, mx6, repeater, "imap", 993, "--tls", 2 * maxretry,
+                               "--source", repeater)
+        assert sessions == maxretry, f"banned after {sessions} sessions, not {maxretry}"
+        assert wait_until(lambda: "recidive" in jails_banning(mail, repeater), 20, step=1), (
+            jails_banning(mail, repeater))
+        # The guessing jail lets it go (its ban ended); the recidive ban holds, on every port.
+        mail.check_output(f"fail2ban-client set dovecot unbanip {repeater}")
+        assert "dovecot" not in jails_banning(mail, repeater)
+        seen = ports(attacker, mx6, PUBLIC, timeout=2, source=repeater)
+        assert set(seen.values()) <= {"timeout", "refused"}, seen
+        bantime = lab_value("mailservers", "security", "fail2ban_recidive_bantime")
+        assert mail.check_output("fail2ban-client get recidive bantime") == str(
+            int(bantime[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[bantime[-1]])
+        assert set(ports(attacker, mx6, [993, 25], timeout=2, source=outsider).values()) == {"open"}
+    finally:
+        mail.run(f"fail2ban-client unban {repeater}")
+        attacker.run(" ; ".join(f"ip -6 addr del {a}/64 dev eth0" for a in (repeater, outsider)))
+    assert ports(attacker, mx6, [993], timeout=2) == {993: "open"}
+
+
 def test_a_broken_ban_action_never_replaces_the_one_in_force(mail):
     """The validate: of the ban action file: one whose include is missing passes
     fail2ban-client --test, so the check also reads its start, ban and unban commands
