@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from conftest import PROJECT, RUNNER, addresses, lab_value, ports, run_site, token, wait_for, wait_until
+from conftest import PROJECT, RUNNER, addresses, lab_value, ports, role_default, run_site, token, wait_for, wait_until
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 # The mail ports, and nginx's 80 and 443: the lab serves client settings and MTA-STS
@@ -233,6 +233,59 @@ def test_an_address_banned_again_and_again_is_banned_from_every_port_for_longer(
         mail.run(f"fail2ban-client unban {repeater}")
         attacker.run(" ; ".join(f"ip -6 addr del {a}/64 dev eth0" for a in (repeater, outsider)))
     assert ports(attacker, mx6, [993], timeout=2) == {993: "open"}
+
+
+AUTH_SESSIONS = """
+import json, smtplib, ssl, sys
+host, user, password, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+answers = []
+for _ in range(count):
+    with smtplib.SMTP(host, 587, timeout=20) as smtp:
+        smtp.starttls(context=context)
+        try:
+            code, text = smtp.login(user, password)
+            answers.append([code, text.decode()])
+        except smtplib.SMTPResponseException as err:
+            answers.append([err.smtp_code, err.smtp_error.decode()])
+print(json.dumps(answers))
+"""
+
+
+def auth_sessions(host, mx, user, password, count):
+    """count sessions on 587 from host, each logging in once; each one's AUTH answer."""
+    import shlex
+
+    out = host.check_output(f"python3 -c {shlex.quote(AUTH_SESSIONS)} {mx} {user} {shlex.quote(password)} {count}")
+    return [(code, str(text)) for code, text in json.loads(out)]
+
+
+def test_logins_beyond_the_auth_rate_get_450_and_the_exempt_client_does_not(
+        mail, client, attacker, passwords, mx_addresses, attacker_address, unban):
+    """A client address may send postfix_auth_rate_limit AUTH commands (30, the default,
+    in the lab too) to 587 in a minute, right password or wrong; one more gets
+    450 4.7.1 and no login, and Postfix logs the refusal. Here with a stolen password,
+    which fail2ban does not see: every login succeeds until the limit. The lab client
+    (postfix_client_limit_exceptions) logs in as often without refusal."""
+    limit = role_default("postfix", "postfix_auth_rate_limit")
+    answers = auth_sessions(attacker, mx_addresses["ipv4"], ALICE, passwords[ALICE], limit + 1)
+    codes = [code for code, _ in answers]
+    # The 587 guessing check's sessions (at most 2 x maxretry), if in the same minute,
+    # count too: the refusal may come that much early, never late, and no login
+    # succeeds after it.
+    early = 2 * lab_value("mailservers", "security", "fail2ban_maxretry")
+    refused = codes.index(450) if 450 in codes else None
+    assert refused is not None and set(codes[:refused]) <= {235} and refused >= limit - early, answers
+    assert set(codes[refused:]) == {450} and "too many AUTH commands" in answers[refused][1], answers
+    logged = [line for line in mail.check_output("journalctl -u 'postfix*' -n 300 -o cat --no-pager").splitlines()
+              if "AUTH command rate limit exceeded" in line and f"[{attacker_address['ipv4']}]" in line]
+    assert logged, "Postfix logged no refusal for the attacker's address"
+    assert "dovecot" not in mail.check_output(f"fail2ban-client banned {attacker_address['ipv4']}")
+
+    exempt = auth_sessions(client, "mx1.example.test", ALICE, passwords[ALICE], limit + 1)
+    assert [code for code, _ in exempt] == [235] * (limit + 1), exempt
+    print(f"logins before the refusal: {refused} of {limit}; then {answers[refused]}")
 
 
 def test_a_broken_ban_action_never_replaces_the_one_in_force(mail):
