@@ -261,6 +261,16 @@ def auth_sessions(host, mx, user, password, count):
     return [(code, str(text)) for code, text in json.loads(out)]
 
 
+def without_dovecots_penalty(answers):
+    """The answers after any leading 454 "Connection lost to authentication server": an
+    address that failed logins shortly before (the checks before this one do, on
+    purpose) waits out Dovecot's penalty on its next login, longer than Postfix waits."""
+    while answers and answers[0][0] == 454 and "Connection lost to authentication server" in answers[0][1]:
+        answers = answers[1:]
+    assert len(answers) > 1, "every login waited out Dovecot's penalty"
+    return answers
+
+
 def test_logins_beyond_the_auth_rate_get_450_and_the_exempt_client_does_not(
         mail, client, attacker, passwords, mx_addresses, attacker_address, unban):
     """A client address may send postfix_auth_rate_limit AUTH commands (30, the default,
@@ -269,7 +279,8 @@ def test_logins_beyond_the_auth_rate_get_450_and_the_exempt_client_does_not(
     which fail2ban does not see: every login succeeds until the limit. The lab client
     (postfix_client_limit_exceptions) logs in as often without refusal."""
     limit = role_default("postfix", "postfix_auth_rate_limit")
-    answers = auth_sessions(attacker, mx_addresses["ipv4"], ALICE, passwords[ALICE], limit + 1)
+    answers = without_dovecots_penalty(auth_sessions(attacker, mx_addresses["ipv4"], ALICE, passwords[ALICE],
+                                                     limit + 1))
     codes = [code for code, _ in answers]
     # The 587 guessing check's sessions (at most 2 x maxretry), if in the same minute,
     # count too: the refusal may come that much early, never late, and no login
@@ -284,7 +295,7 @@ def test_logins_beyond_the_auth_rate_get_450_and_the_exempt_client_does_not(
     assert "dovecot" not in mail.check_output(f"fail2ban-client banned {attacker_address['ipv4']}")
 
     exempt = auth_sessions(client, "mx1.example.test", ALICE, passwords[ALICE], limit + 1)
-    assert [code for code, _ in exempt] == [235] * (limit + 1), exempt
+    assert {code for code, _ in without_dovecots_penalty(exempt)} == {235}, exempt
     print(f"logins before the refusal: {refused} of {limit}; then {answers[refused]}")
 
 
