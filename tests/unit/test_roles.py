@@ -62,3 +62,18 @@ def test_role_tls_defaults_are_the_site_tls_policy():
     # Nothing weaker than the intermediate profile slips into the list.
     for suite in policy["mail_tls_policy_ciphers"].split(":"):
         assert suite.startswith(("ECDHE-", "DHE-RSA-")) and ("GCM" in suite or "CHACHA20" in suite), suite
+
+
+ROLES_WITH_RELEASE_VARS = [role for role in ROLES
+                           if any("ansible.builtin.include_vars" in task for task in _yaml(role / "tasks/main.yml"))]
+
+
+@pytest.mark.parametrize("role", ROLES_WITH_RELEASE_VARS, ids=lambda p: p.name)
+def test_release_settings_load_for_every_tag_of_the_role(role):
+    """A run of one part of a role (--tags postfix_configure) loads the release's settings
+    first: the include_vars task carries every tag the role's other tasks carry."""
+    tasks = _yaml(role / "tasks/main.yml")
+    loads = [task for task in tasks if "ansible.builtin.include_vars" in task]
+    used = {tag for task in tasks for tag in task.get("tags", [])}
+    for task in loads:
+        assert used - set(task.get("tags", [])) == set(), (role.name, sorted(used - set(task.get("tags", []))))
