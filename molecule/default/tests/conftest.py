@@ -5,12 +5,12 @@ import pathlib
 import subprocess
 import sys
 import time
-import uuid
 
 import hostexec
 import pytest
 import testinfra.utils.ansible_runner
 import yaml
+from tokens import token  # noqa: F401 (the tests take it from here)
 
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).parents[3]))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -181,10 +181,6 @@ def queue_entries(mail):
     import json
 
     return [json.loads(line) for line in mail.check_output("postqueue -j").splitlines() if line.strip()]
-
-
-def token():
-    return f"tok{uuid.uuid4().hex[:16]}"
 
 
 def wait_until(check, timeout, step=2):

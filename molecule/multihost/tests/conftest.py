@@ -9,13 +9,13 @@ import pathlib
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 # The default scenario's helpers: the probe, and hosts reached through one docker exec.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "default/tests"))
 import hostexec  # noqa: E402
+from tokens import token  # noqa: E402,F401 (the tests take it from here)
 
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).parents[3]))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -50,10 +50,6 @@ def probe(client):
         return json.loads(result.stdout)
 
     return run
-
-
-def token():
-    return f"tok{uuid.uuid4().hex[:16]}"
 
 
 def send_as(probe, server, user, rcpt, tok):
