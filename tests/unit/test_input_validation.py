@@ -343,6 +343,7 @@ WIDEST_NETWORKS = {
     "fail2ban_allowlist": ["10.0.0.0/8", "2001::/16", "192.0.2.7", "2001:db8::7", "office.example.org"],
     "postfix_mynetworks": ["127.0.0.0/8", "[::1]/128", "[2001::]/16"],
     "postfix_trusted_senders": ["10.0.0.0/8", "2001::/16", "mx.example.org"],
+    "postfix_client_limit_exceptions": ["192.0.2.0/24", "2001:db8::7", "office.example.org"],
 }
 
 
@@ -351,7 +352,8 @@ WIDEST_NETWORKS = {
      ["Assert the SSH sources and admin networks are CIDR networks", "Assert the allowlist holds addresses or networks"]),
     ("mail.yml", "postfix_assert",
      ["Assert mynetworks holds only the networks of trusted hosts",
-      "Assert each trusted sender is a DNS name or a network, never the whole internet"]),
+      "Assert each listed client is a DNS name or a network, never the whole internet",
+      "postfix_trusted_senders: mx.example.org", "postfix_client_limit_exceptions: office.example.org"]),
 ], ids=["security", "mail"])
 def test_networks_at_the_widest_allowed_pass_validation(tmp_path, playbook, tags, checks):
     run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **WIDEST_NETWORKS}), playbook=ROOT / "playbooks" / playbook,
