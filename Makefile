@@ -16,7 +16,7 @@ test-quick: ## Lint, unit tests, molecule default on Debian 13 (kept), its check
 verify:     ## The checks matching K again, on the containers test-quick kept
 	K="$(K)" scripts/harness.sh verify
 
-lint:       ## yamllint and ansible-lint only
+lint:       ## yamllint, ansible-lint and ruff only
 	scripts/harness.sh lint
 
 bench:      ## Deployment time, mail throughput and footprint, side by side (BENCHMARKS.md)

@@ -14,7 +14,7 @@ def table(lines):
     if not rows:
         return []
     header = [name.strip().lower() for name in rows[0]]
-    return [dict(zip(header, row)) for row in rows[1:]]
+    return [dict(zip(header, row, strict=False)) for row in rows[1:]]
 
 
 def number(text):

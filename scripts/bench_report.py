@@ -12,7 +12,7 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 def recap(output):
     """{host: {ok, changed, unreachable, failed, skipped}} from ansible-playbook's output."""
     keys = ("ok", "changed", "unreachable", "failed", "skipped")
-    return {m.group(1): dict(zip(keys, map(int, m.groups()[1:]))) for m in RECAP.finditer(output)}
+    return {m.group(1): dict(zip(keys, map(int, m.groups()[1:]), strict=True)) for m in RECAP.finditer(output)}
 
 
 def installed(lines):
@@ -151,7 +151,7 @@ def svg(results, width=900, height=300):
         scale_x = (panel - 60) / span
         scale_y = (bottom - top) / max(load["sent"], 1)
 
-        def points(pairs, x0=x0, scale_x=scale_x, scale_y=scale_y, start=load["start"]):
+        def points(pairs, x0=x0, scale_x=scale_x, scale_y=scale_y, start=load["start"], bottom=bottom):
             step = max(len(pairs) // 300, 1)   # a few hundred points draw the same line
             pairs = pairs[::step] + pairs[-1:]
             return " ".join(f"{x0 + (t - start) * scale_x:.1f},{bottom - n * scale_y:.1f}"

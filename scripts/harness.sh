@@ -5,7 +5,7 @@
 #   scripts/harness.sh test        lint, unit tests, every Molecule scenario
 #   scripts/harness.sh test-quick  lint, unit tests, molecule default on Debian 13 (kept), checks matching $K
 #   scripts/harness.sh verify      the checks matching $K again, on the kept containers
-#   scripts/harness.sh lint        yamllint + ansible-lint only
+#   scripts/harness.sh lint        yamllint, ansible-lint and ruff only
 #   scripts/harness.sh lab         create the lab containers and deploy site.yml
 #   scripts/harness.sh lab-down    remove the lab containers and network
 #   scripts/harness.sh bench       deployment, throughput and footprint (scripts/bench.py)
@@ -307,8 +307,22 @@ ensure_images() {
     scripts/build-images.sh trixie bookworm
 }
 
+# Every Python file ruff should read: the *.py files it finds itself (ruff.toml), and the
+# programs without the suffix that the roles install and the scripts folder holds, known
+# by their first line.
+python_programs() {
+    local file
+    for file in roles/*/files/* scripts/*; do
+        [ -f "$file" ] && [ "${file%.py}" = "$file" ] && head -1 "$file" | grep -q '^#!.*python' && echo "$file"
+    done
+    return 0
+}
+
 run_lint() {
-    "$VENV/bin/yamllint" --strict . && "$VENV/bin/ansible-lint" --strict
+    local programs
+    programs="$(python_programs)"
+    # shellcheck disable=SC2086  # one path per word
+    "$VENV/bin/yamllint" --strict . && "$VENV/bin/ansible-lint" --strict && "$VENV/bin/ruff" check . $programs
 }
 
 # Each stage that runs pytest writes JUnit XML here; scripts/checks.py compares it with
@@ -398,7 +412,7 @@ job_name() {  # job_name JOB: the stage's name in the log and the summary
     case "$1" in
         engines) echo "docker engines and base images" ;;
         unit) echo "unit tests" ;;
-        lint) echo "yamllint + ansible-lint" ;;
+        lint) echo "yamllint + ansible-lint + ruff" ;;
         lab) echo "make lab twice, real server over SSH, bench loads, lab-down" ;;
         molecule:*)
             IFS=: read -r _ scenario distro _ <<<"$1"
@@ -449,7 +463,7 @@ cmd_test_quick() {
     stage "virtualenv" ensure_venv
     stage "docker engine" ensure_docker
     stage "base images" ensure_images
-    stage "yamllint + ansible-lint" run_lint
+    stage "yamllint + ansible-lint + ruff" run_lint
     stage "unit tests" run_unit
     stage "molecule default (trixie): converge, kept" quick_molecule converge
     stage "molecule default (trixie): checks matching '${K:-}'" quick_molecule verify
@@ -464,7 +478,7 @@ cmd_verify() {
 cmd_lint() {
     trap summary EXIT
     stage "virtualenv" ensure_venv
-    stage "yamllint + ansible-lint" run_lint
+    stage "yamllint + ansible-lint + ruff" run_lint
 }
 
 cmd_lab() {

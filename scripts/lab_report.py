@@ -51,7 +51,8 @@ def main():
     for spec in ports:
         _, host_port, container_port = spec.split(":")
         service = SERVICES.get(int(container_port), "")
-        print(f"  127.0.0.1:{host_port:<6} -> {container_port:<5} {service:<12} {probe(int(host_port), int(container_port))}")
+        answer = probe(int(host_port), int(container_port))
+        print(f"  127.0.0.1:{host_port:<6} -> {container_port:<5} {service:<12} {answer}")
     passwords = lab_passwords()
     print("\nMailboxes (lab-only throw-away passwords):")
     for address, password in passwords.items():

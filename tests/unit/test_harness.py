@@ -124,3 +124,17 @@ def test_a_lane_given_a_niceness_runs_its_stages_at_it_and_the_others_at_ours(tm
     """, tmp_path, timeout=30)
     assert "low nice 5" in out, out
     assert f"high nice {os.nice(0)}" in out, out
+
+
+def test_the_python_linter_reads_the_programs_the_roles_install(tmp_path):
+    # ruff finds *.py files itself; the programs without the suffix (the roles' tools,
+    # scripts/mail-password-hash) reach it only through this list.
+    root = HARNESS.parents[1]
+    listed = set(harness(f'cd "{root}" && python_programs', tmp_path, 30).split())
+    python = {str(path.relative_to(root)) for pattern in ("roles/*/files/*", "scripts/*")
+              for path in root.glob(pattern)
+              if path.is_file() and path.suffix != ".py" and path.read_bytes().startswith(b"#!")
+              and b"python" in path.read_bytes().split(b"\n", 1)[0]}
+    assert "roles/monitoring/files/mail-monitor" in python and "scripts/mail-password-hash" in python
+    assert listed == python
+    assert "scripts/check_lab.sh" not in listed and "scripts/harness.sh" not in listed

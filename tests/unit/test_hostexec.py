@@ -40,7 +40,7 @@ def test_a_daemon_left_in_the_background_does_not_hold_the_answer(backend):
     done = backend.run("sleep 30 & echo started")
     assert done.stdout == "started\n"
     assert time.monotonic() - start < 20
-    backend.run("kill %s" % backend.run("pgrep -f '^sleep 30$' | head -1").stdout.strip())
+    backend.run("kill " + backend.run("pgrep -f '^sleep 30$' | head -1").stdout.strip())
 
 
 def test_a_server_gone_between_commands_is_started_again(backend):

@@ -6,10 +6,11 @@ import subprocess
 import sys
 import time
 
-import hostexec
 import pytest
 import testinfra.utils.ansible_runner
 import yaml
+
+import hostexec
 from tokens import token  # noqa: F401 (the tests take it from here)
 
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).parents[3]))

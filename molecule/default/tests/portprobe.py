@@ -18,7 +18,7 @@ def state(address, family, port, timeout, source=""):
             sock.bind((source, 0))
         try:
             sock.connect((address, port))
-        except socket.timeout:
+        except TimeoutError:
             return "timeout"
         except OSError:
             return "refused"
@@ -35,7 +35,7 @@ def main():
     family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
         states = pool.map(lambda p: state(args.address, family, p, args.timeout, args.source), args.ports)
-        print(json.dumps(dict(zip(map(str, args.ports), states))))
+        print(json.dumps(dict(zip(map(str, args.ports), states, strict=True))))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ a certificate valid for its name; plain HTTP goes to HTTPS; the DNS records name
 import json
 
 import pytest
+
 from conftest import addresses, copy_script, lab_value, ports, run_site, token, txt, wait_for
 
 DOMAINS = lab_value("all", "mail", "mail_domains")
@@ -38,7 +39,7 @@ def followed(answer, mail_name):
     """Every advertised server is the mail host, logs in, and what was sent was accepted."""
     assert answer["status"] == 200, answer
     assert {server["host"] for server in answer["servers"]} == {mail_name}, answer["servers"]
-    for server, result in zip(answer["servers"], answer["results"]):
+    for server, result in zip(answer["servers"], answer["results"], strict=True):
         assert result["login"], (server, result)
         assert result.get("refused", {}) == {}, (server, result)
     return [result["token"] for result in answer["results"] if "token" in result]

@@ -6,6 +6,7 @@ letting it out unsigned."""
 
 import dkim
 import pytest
+
 from conftest import fetch, lab_value, run_site, token, txt, wait_for
 from test_mail import ALICE, BOB, CAROL, send25
 

@@ -97,7 +97,7 @@ def test_filter_counts_only_the_address_the_service_wrote(mail, filter_name):
     sshd = "sshd-session" if mail.system_info.codename == "trixie" else "sshd"
     cases = [(line.replace("{sshd}", sshd), want) for line, want in CASES[filter_name]]
     answers = counted(mail, filter_name, [line for line, _ in cases])
-    wrong = [(line, want, got) for (line, want), got in zip(cases, answers) if got != (want or "")]
+    wrong = [(line, want, got) for (line, want), got in zip(cases, answers, strict=True) if got != (want or "")]
     # The victims are the point of the test, but any wrong address is a failure.
     assert not wrong, "\n".join(f"{line}\n  counted against {got or 'no one'}, wanted {want or 'no one'}"
                                 for line, want, got in wrong)

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+
 from conftest import lab_value, queue_entries, run_playbook, run_site, token, wait_for, wait_until
 from test_mail import ALICE, BOB, bob_has_all_of, queue_for_bob_while_dovecot_is_stopped, send25
 
@@ -454,7 +455,7 @@ def test_stuck_queue_expiring_certificate_and_late_security_update_alert_and_cle
         for fired in (queue[0], cert[0]):
             subject = f"[FIRING] mx1.example.test: {fired['check']}"
 
-            def mailed():
+            def mailed(subject=subject, fired=fired):
                 seen = probe("imap", 993, "--tls", "--user", ALICE, "--password", passwords[ALICE],
                              "--token", subject, "--fetch")
                 return any(f'"time": "{fired["time"]}"' in base64.b64decode(raw).decode(errors="replace")

@@ -126,7 +126,7 @@ def test_mailbox_usage_matches_doveadm(mail, mail_name):
         truth = mail.check_output(f"doveadm -f tab quota get -u {user}").splitlines()
         header = [name.lower() for name in truth[0].split("\t")]
         for line in truth[1:]:
-            values = dict(zip(header, line.split("\t")))
+            values = dict(zip(header, line.split("\t"), strict=True))
             kind = values["type"].upper()
             if kind == "STORAGE":
                 assert row["storage_kib"] == int(values["value"]), (user, row, values)

@@ -6,7 +6,7 @@ and forged Authentication-Results headers change nothing and are removed."""
 import pytest
 
 from conftest import token, wait_for
-from test_mail import ALICE, BOB, CAROL
+from test_mail import ALICE, CAROL
 from test_spam import header_lines
 
 SPF_FAIL = "news@spf-fail.test"

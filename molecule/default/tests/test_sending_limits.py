@@ -2,6 +2,7 @@
 (its client keeps the message), the refusal is alerted, and other accounts keep sending."""
 
 import re
+import shlex
 
 from conftest import lab_value, token, wait_for
 from test_mail import ALICE, BOB, CAROL
@@ -9,6 +10,9 @@ from test_operations import alerts, run_unit, utc_now, wait_alert
 
 DATABASE = "/var/lib/policyd-rate-limit/db.sqlite3"
 STATE = "/var/lib/mail-monitor/state.json"
+# Run on the mail host with the database and the account as arguments.
+FORGET = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+          "db.execute('DELETE FROM mail_count WHERE id = ?', (sys.argv[2],)); db.commit()")
 
 
 def carol_limit():
@@ -19,8 +23,7 @@ def carol_limit():
 
 def forget_counts(mail, account):
     """Start the account from zero, as if its window had passed."""
-    mail.run(f"python3 -c \"import sqlite3; db = sqlite3.connect('{DATABASE}'); "
-             f"db.execute('DELETE FROM mail_count WHERE id = ?', ('{account}',)); db.commit()\"")
+    mail.run(shlex.join(["python3", "-c", FORGET, DATABASE, account]))
 
 
 def forget_alert(mail, check):

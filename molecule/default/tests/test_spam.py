@@ -10,6 +10,7 @@ import time
 
 import dkim
 import pytest
+
 from conftest import role_default, token, wait_for, wait_until
 from test_mail import ALICE, BOB, send25
 

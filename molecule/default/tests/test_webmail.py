@@ -14,6 +14,7 @@ import re
 import subprocess
 
 import pytest
+
 from conftest import PROJECT, RUNNER, addresses, copy_script, lab_value, ports, token, wait_for, wait_until
 
 NAME = lab_value("mailservers", "web", "mail_webmail_name")

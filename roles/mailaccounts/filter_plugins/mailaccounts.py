@@ -42,7 +42,8 @@ def mailaccounts_errors(domains, accounts, aliases):
             )
         quota = str(account.get("quota", "0"))
         if not QUOTA.match(quota):
-            errors.append(f"mail_accounts: quota '{quota}' of '{address}' is not a size such as 500M, 2G or 0 (no limit)")
+            errors.append(f"mail_accounts: quota '{quota}' of '{address}' is not a size such as 500M, 2G "
+                          "or 0 (no limit)")
         unknown = set(account) - {"address", "password_hash", "quota", "sending_limits"}
         if unknown:
             errors.append(f"mail_accounts: '{address}' has unknown keys {sorted(unknown)}")
