@@ -322,7 +322,8 @@ run_lint() {
     local programs
     programs="$(python_programs)"
     # shellcheck disable=SC2086  # one path per word
-    "$VENV/bin/yamllint" --strict . && "$VENV/bin/ansible-lint" --strict && "$VENV/bin/ruff" check . $programs
+    "$VENV/bin/yamllint" --strict . && "$VENV/bin/ansible-lint" --strict && "$VENV/bin/ruff" check . $programs \
+        && "$VENV/bin/python" scripts/role_docs.py --check
 }
 
 # Each stage that runs pytest writes JUnit XML here; scripts/checks.py compares it with

@@ -34,7 +34,7 @@ NAME = "mail.example.net"
 DOMAIN = "example.net"
 CONTAINER = "mailbundle-lab-realserver"
 CLIENT = "mailbundle-lab-client"
-SECTION = ("## From the lab to a real server", "## Role `common`")
+SECTION = "## From the lab to a real server"
 # Where a command of the README's section starts; everything else quoted there is a value.
 COMMAND = re.compile(r"^(cp -r |make lint$|\.venv/bin/|ansible-playbook |ansible-vault (?:encrypt|edit) )")
 # The listeners the firewall opens to everyone, and how each starts TLS.
@@ -58,7 +58,8 @@ def on_host(cmd, check=True):
 def readme_commands():
     """Every command quoted in the README's section, in the order it gives them."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index(SECTION[0]):text.index(SECTION[1])]
+    start = text.index(SECTION)
+    section = text[start:text.index("\n## ", start + len(SECTION))]
     quoted = re.findall(r"```sh\n(.*?)```", section, re.S)
     quoted = [line for block in quoted for line in block.splitlines()]
     quoted += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", section, flags=re.S))
@@ -104,7 +105,7 @@ class Site:
     def readme(self, pattern, log, **kwargs):
         """Run the README's command that matches pattern, as written."""
         found = [cmd for cmd in readme_commands() if re.search(pattern, cmd)]
-        assert len(found) == 1, f"README, '{SECTION[0][3:]}': one command matching {pattern!r}, found {found}"
+        assert len(found) == 1, f"README, '{SECTION[3:]}': one command matching {pattern!r}, found {found}"
         RAN.add(found[0])
         return self.run(found[0].replace("<site>", "production"), log, **kwargs)
 

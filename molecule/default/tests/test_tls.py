@@ -105,7 +105,7 @@ def test_only_tls_1_2_and_1_3(client, legacy_capable_client, port, starttls):
 
 # --- A scanner nobody here wrote ---------------------------------------------------
 
-# Findings of MEDIUM or higher that are accepted, each for a reason the README repeats.
+# Findings of MEDIUM or higher that are accepted, each for a reason docs/certificates-and-tls.md repeats.
 ACCEPTED = {
     # Pebble, the lab's CA, writes neither a CRL nor an OCSP address into certificates;
     # Let's Encrypt's certificates carry a CRL address.
