@@ -8,6 +8,7 @@ import atexit
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -410,3 +411,42 @@ def test_a_host_whose_sources_name_no_archive_needs_a_mirror_setting(tmp_path, m
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert '"__common_apt_security_mirror": "https://mirror.example.net/debian-security"' in out, out
+
+
+# A value of the wrong type for one input of each role, given where a site gives it (the
+# inventory, here -e): the playbook's early checks stop at the role's argument spec,
+# naming the input, before any role runs (check mode on this machine, changed=0). The
+# wrong value is the last of each row; the inputs are ones the roles' own friendlier
+# checks do not read (those run first). The sending limits' inputs all have such a
+# check, which must stop the run the same way.
+SPEC_CHECK = "Check every input's type and choices against the role's argument spec"
+WRONG_TYPES = [
+    ("firewall", "security.yml", {"firewall_acme_http_enabled": "maybe"}, SPEC_CHECK),
+    ("fail2ban", "security.yml", {"fail2ban_recidive": "maybe"}, SPEC_CHECK),
+    ("ssh", "security.yml", {"ssh_password_authentication": "maybe"}, SPEC_CHECK),
+    ("sysctl", "security.yml", {"sysctl_hardening_enabled": "maybe"}, SPEC_CHECK),
+    ("postfix", "mail.yml", {"postfix_spf_reject": "maybe"}, SPEC_CHECK),
+    ("opendkim", "mail.yml", {"opendkim_internal_hosts": {"10.0.0.0/8": True}}, SPEC_CHECK),
+    ("opendmarc", "mail.yml", {"opendmarc_reject_failures": "maybe"}, SPEC_CHECK),
+    ("ratelimit", "mail.yml", {"ratelimit_limits": {"recipients": 100}}, "Check the sending limits and the reply"),
+    ("spamassassin", "mail.yml", {"spamassassin_network_checks": "maybe"}, SPEC_CHECK),
+    ("autoconfig", "mail.yml", {"mail_autoconfig": True, "autoconfig_clients": "maybe"}, SPEC_CHECK),
+    ("webmail", "mail.yml", {"mail_webmail": True, "webmail_imap_port": "imaps"}, SPEC_CHECK),
+    ("certbot", "mail.yml", {"certbot_selfsigned_fallback": "maybe"}, SPEC_CHECK),
+    ("dovecot", "mail.yml", {"dovecot_spam_to_junk": "maybe"}, SPEC_CHECK),
+    ("web", "mail.yml", {"mail_autoconfig": True, "web_hsts_max_age": "a year"}, SPEC_CHECK),
+    ("backup", "operations.yml", {**OPERATIONS_BASE, "backup_restic_init": "maybe"}, SPEC_CHECK),
+    ("monitoring", "operations.yml", {**OPERATIONS_BASE, "monitoring_prometheus_enabled": "maybe"}, SPEC_CHECK),
+]
+
+
+@pytest.mark.parametrize(("role", "playbook", "values", "check"), WRONG_TYPES, ids=[row[0] for row in WRONG_TYPES])
+def test_a_wrong_type_stops_the_early_checks_before_any_role_runs(tmp_path, role, playbook, values, check):
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **values}), playbook=ROOT / "playbooks" / playbook)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    tasks = re.findall(r"TASK \[([^\]]+)\]", out)
+    assert tasks[-1] == f"{role} : {check}", tasks
+    wrong = list(values)[-1]
+    assert wrong in out.split(f"TASK [{role} : {check}]")[-1], out
+    assert "changed=0" in out, out
