@@ -95,8 +95,8 @@ class Site:
         """A shell command in the copy; its output is kept in .artifacts/logs/realserver/."""
         started = time.time()
         # The README's commands, run as a user types them: through a shell.
-        result = subprocess.run(cmd, shell=True, cwd=self.work,  # noqa: S602 env=self.env, input=stdin, text=True,
-                                capture_output=True, timeout=timeout, check=False)
+        result = subprocess.run(cmd, shell=True, cwd=self.work, env=self.env, input=stdin,  # noqa: S602
+                                text=True, capture_output=True, timeout=timeout, check=False)
         LOGS.mkdir(parents=True, exist_ok=True)
         (LOGS / f"{log}.log").write_text(f"$ {cmd}\n{result.stdout}\n{result.stderr}\n")
         print(f"{log}: `{cmd}` rc {result.returncode} in {time.time() - started:.0f}s")
