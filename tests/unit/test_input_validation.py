@@ -450,3 +450,20 @@ def test_a_wrong_type_stops_the_early_checks_before_any_role_runs(tmp_path, role
     wrong = list(values)[-1]
     assert wrong in out.split(f"TASK [{role} : {check}]")[-1], out
     assert "changed=0" in out, out
+
+
+@pytest.mark.parametrize(("role", "values"), [
+    ("dovecot", {"dovecot_spam_to_junk": "maybe"}),
+    ("webmail", {"mail_webmail": True, "webmail_imap_port": "imaps"}),
+    ("monitoring", {**OPERATIONS_BASE, "monitoring_prometheus_enabled": "maybe"}),
+], ids=["dovecot", "webmail", "monitoring"])
+def test_site_yml_stops_a_wrong_type_in_its_preflight_before_the_base_system(tmp_path, role, values):
+    # The roles that run last (the mail store, the webmail, monitoring): a wrong type is
+    # refused before the common role, the first that changes a host, has run a task.
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **values}), playbook=ROOT / "site.yml")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    tasks = re.findall(r"TASK \[([^\]]+)\]", out)
+    assert tasks[-1] == f"{role} : {SPEC_CHECK}", tasks
+    assert not [task for task in tasks if task.startswith("common : ")], tasks
+    assert "changed=0" in out, out
