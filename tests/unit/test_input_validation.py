@@ -123,8 +123,10 @@ def test_bad_certbot_value_fails_before_any_request(tmp_path, values, message):
     assert run.returncode != 0, out
     assert message in out, out
     assert "Request the certificate from the ACME server" not in out, out
-    # Stopped before any role of the play, not only before certbot's.
-    assert "TASK [mailaccounts" not in out, out
+    # Stopped before any role of the play, not only before certbot's: the accounts'
+    # check ran once, among the early checks; the play's roles (mailaccounts first)
+    # never started.
+    assert out.count("TASK [mailaccounts : Find what is wrong with the accounts]") == 1, out
     assert "changed=0" in out, out
 
 
@@ -452,18 +454,26 @@ def test_a_wrong_type_stops_the_early_checks_before_any_role_runs(tmp_path, role
     assert "changed=0" in out, out
 
 
-@pytest.mark.parametrize(("role", "values"), [
-    ("dovecot", {"dovecot_spam_to_junk": "maybe"}),
-    ("webmail", {"mail_webmail": True, "webmail_imap_port": "imaps"}),
-    ("monitoring", {**OPERATIONS_BASE, "monitoring_prometheus_enabled": "maybe"}),
-], ids=["dovecot", "webmail", "monitoring"])
-def test_site_yml_stops_a_wrong_type_in_its_preflight_before_the_base_system(tmp_path, role, values):
-    # The roles that run last (the mail store, the webmail, monitoring): a wrong type is
-    # refused before the common role, the first that changes a host, has run a task.
+SITE_PREFLIGHT = [
+    ("dovecot", {"dovecot_spam_to_junk": "maybe"}, SPEC_CHECK),
+    ("webmail", {"mail_webmail": True, "webmail_imap_port": "imaps"}, SPEC_CHECK),
+    ("monitoring", {**OPERATIONS_BASE, "monitoring_prometheus_enabled": "maybe"}, SPEC_CHECK),
+    ("mailaccounts", {"mail_accounts": [{"address": "alice@example.test", "password_hash": "hunter2hunter2"}]},
+     "Assert the domains, mailboxes and aliases are valid"),
+    ("common", {"common_timezone": "Mars/Olympus_Mons"}, "Assert common_timezone exists in the tz database"),
+]
+
+
+@pytest.mark.parametrize(("role", "values", "check"), SITE_PREFLIGHT, ids=[row[0] for row in SITE_PREFLIGHT])
+def test_site_yml_stops_a_bad_value_in_its_preflight_before_any_host_changes(tmp_path, role, values, check):
+    # The roles that run last (the mail store, the webmail, monitoring), the accounts and
+    # the base system: a bad value is refused by the preflight's plays, which change
+    # nothing, before any play that does has started.
     run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **values}), playbook=ROOT / "site.yml")
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     tasks = re.findall(r"TASK \[([^\]]+)\]", out)
-    assert tasks[-1] == f"{role} : {SPEC_CHECK}", tasks
-    assert not [task for task in tasks if task.startswith("common : ")], tasks
+    assert tasks[-1] == f"{role} : {check}", tasks
+    plays = [play for play in re.findall(r"PLAY \[([^\]]+)\]", out)]
+    assert plays and all(play.startswith("Check the ") for play in plays), plays
     assert "changed=0" in out, out
