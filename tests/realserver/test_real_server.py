@@ -349,7 +349,7 @@ def wait_for(client, password, tok, port=993, timeout=90):
     protocol = "pop3" if port in (110, 995) else "imap"
     deadline = time.time() + timeout
     while True:
-        seen = client(protocol, port, mode, "--user", f"alice@{DOMAIN}", "--password", password, "--token", tok)
+        seen = client(protocol, port, mode, "--user", f"alice@{DOMAIN}", f"--password={password}", "--token", tok)
         if seen.get("found") or time.time() > deadline:
             return seen
         time.sleep(2)
@@ -367,7 +367,7 @@ def test_mail_from_outside_on_25_is_delivered_and_read_over_imap_and_pop3(client
 @pytest.mark.parametrize("port, mode", [(587, "--starttls"), (465, "--tls")], ids=["587", "465"])
 def test_a_logged_in_user_sends_on_submission(client, mailbox_password, port, mode):
     tok = token()
-    sent = client("smtp", port, mode, "--user", f"alice@{DOMAIN}", "--password", mailbox_password,
+    sent = client("smtp", port, mode, "--user", f"alice@{DOMAIN}", f"--password={mailbox_password}",
                   "--mail-from", f"alice@{DOMAIN}", "--rcpt", f"alice@{DOMAIN}", "--token", tok)
     assert sent.get("auth", [0])[0] == 235 and sent["data"][0] == 250, sent
     assert wait_for(client, mailbox_password, tok, port=143)["found"] == 1
@@ -422,12 +422,12 @@ def test_adding_a_user_as_the_readme_says(site, client, mailbox_password):
     run = site.run(".venv/bin/ansible-playbook -i inventory/production site.yml", "add-user")
     assert run.returncode == 0 and recap(run.stdout)["failed"] == 0, run.stdout[-4000:]
     tok = token()
-    sent = client("smtp", 587, "--starttls", "--user", f"alice@{DOMAIN}", "--password", mailbox_password,
+    sent = client("smtp", 587, "--starttls", "--user", f"alice@{DOMAIN}", f"--password={mailbox_password}",
                   "--mail-from", f"alice@{DOMAIN}", "--rcpt", f"bob@{DOMAIN}", "--token", tok)
     assert sent["data"][0] == 250, sent
     deadline = time.time() + 90
     while True:
-        seen = client("imap", 993, "--tls", "--user", f"bob@{DOMAIN}", "--password", bob_password, "--token", tok)
+        seen = client("imap", 993, "--tls", "--user", f"bob@{DOMAIN}", f"--password={bob_password}", "--token", tok)
         if seen.get("found") or time.time() > deadline:
             break
         time.sleep(2)
