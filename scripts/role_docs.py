@@ -23,8 +23,8 @@ MARKER = ("<!-- Below: generated from meta/argument_specs.yml by scripts/role_do
 
 
 def text(value):
-    """A spec's description (a string or a list of paragraphs) as one Markdown paragraph
-    per item, with table-breaking characters escaped when inline."""
+    """A spec's description (a string or a list of paragraphs): one Markdown paragraph
+    per item, whitespace folded (cell() makes it one table cell)."""
     if value is None:
         return ""
     items = value if isinstance(value, list) else [value]
