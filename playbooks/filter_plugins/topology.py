@@ -74,7 +74,27 @@ def mail_peer_senders(peers, hostvars):
     return senders
 
 
+def mail_vault_clients(mailservers, vault, hostvars):
+    """The mail hosts that back up into the vault (their backup_vault_host names it):
+    name, the public key their backups log in with (empty until the play that creates
+    it ran on them), the repository password the vault prunes with, and the retention
+    they set (None: the vault's default)."""
+    clients = []
+    for host in sorted(mailservers):
+        if str(hostvars[host].get("backup_vault_host", "")).lower() != vault.lower():
+            continue
+        clients.append({
+            "name": host.lower(),
+            "public_key": str(hostvars[host].get("backup_vault_client_key", "")),
+            "password": str(hostvars[host].get("backup_restic_password", "")),
+            "keep": {period: hostvars[host].get(f"backup_keep_{period}")
+                     for period in ("daily", "weekly", "monthly")},
+        })
+    return clients
+
+
 class FilterModule:  # pylint: disable=too-few-public-methods
     def filters(self):
         return {"mail_peer_tls_policy": mail_peer_tls_policy, "mail_backup_relay": mail_backup_relay,
-                "mail_backups_of": mail_backups_of, "mail_peer_senders": mail_peer_senders}
+                "mail_backups_of": mail_backups_of, "mail_peer_senders": mail_peer_senders,
+                "mail_vault_clients": mail_vault_clients}

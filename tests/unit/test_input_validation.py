@@ -137,8 +137,9 @@ OPERATIONS_BASE = {
 }
 
 BAD_OPERATIONS = [
-    ("backup_restic_password", "short", "backup_restic_password must be set from the vault"),
-    ("backup_restic_repository", "/srv/my backups", "('/srv/my backups') must be a restic repository"),
+    ("backup_vault_host", "vault.example.test", "Set one of backup_restic_repository"),
+    ("backup_restic_password", "short", "backup_restic_password must be set from Ansible Vault"),
+    ("backup_restic_repository", "/srv/my backups", "('/srv/my backups', a restic repository"),
     ("backup_keep_daily", 0, "backup_keep_daily '0'"),
     ("backup_paths", ["var/mail"], "backup path 'var/mail' must be an absolute path"),
     ("backup_check_read_data_subset", "half", "backup_check_read_data_subset ('half')"),
@@ -284,6 +285,36 @@ def test_a_bad_backup_mx_fails_before_any_change(tmp_path, values, extra_groups,
     assert message in out, out
     assert "changed=0" in out, out
     assert "TASK [certbot" not in out, out
+
+
+VAULT_INVENTORY = ("all:\n  children:\n    mailservers:\n      hosts:\n        mx1.example.test:\n" + LOCAL
+                   + "    backup_vaults:\n      hosts:\n        vault1.example.test:\n" + LOCAL)
+VAULT_BASE = {**OPERATIONS_BASE, "backup_restic_repository": "", "backup_vault_host": "vault1.example.test"}
+BAD_VAULTS = [
+    ("not a vault of the inventory", {"backup_vault_host": "vault9.example.test"}, (),
+     "backup_vault_host 'vault9.example.test' is not a host of the inventory's backup_vaults group"),
+    ("a wrong type on the vault", {"backup_vault_prune": "maybe"}, (),
+     "backup_vault : Check every input's type and choices against the role's argument spec"),
+    ("a bad schedule on the vault", {"backup_vault_prune_schedule": "nightly"}, (),
+     "backup_vault_prune_schedule 'nightly' is not a systemd OnCalendar expression"),
+    # A run that does not include the mail host knows no key for it: writing the keys
+    # file would lock the mail host out, so the role stops first.
+    ("a run limited to the vault", {}, ("--limit", "vault1.example.test", "--tags", "backup_vault_clients"),
+     "The SSH key of mx1.example.test's backups is not known to this run"),
+]
+
+
+@pytest.mark.parametrize(("values", "extra", "message"), [row[1:] for row in BAD_VAULTS],
+                         ids=[row[0] for row in BAD_VAULTS])
+def test_a_bad_backup_vault_setting_stops_before_any_change(tmp_path, values, extra, message):
+    """operations.yml (check mode, this machine) stops before a key is made or the vault changes."""
+    run = _run(tmp_path, None, json.dumps({**ACCOUNTS, **VAULT_BASE, **values}),
+               playbook=ROOT / "playbooks/operations.yml", inventory_text=VAULT_INVENTORY, extra=extra)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert message in out, out
+    assert "changed=0" in out and "changed=1" not in out, out
+    assert "TASK [backup : Create the key the backups log in to the vault with]" not in out, out
 
 
 BAD_SMARTHOST = [

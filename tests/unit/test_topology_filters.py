@@ -78,3 +78,21 @@ def test_peer_senders_are_the_addresses_the_inventory_knows_else_the_names():
     assert TOPOLOGY.mail_peer_senders(["mx.c.test", "MX.B.test", "mx.a.test"], hostvars) == [
         "198.51.100.7", "192.0.2.10", "2001:db8::10", "mx.c.test"]
     assert TOPOLOGY.mail_peer_senders([], hostvars) == []
+
+
+def test_a_vault_serves_only_the_mail_hosts_that_name_it():
+    hostvars = {
+        "mx.a.test": {"backup_vault_host": "Vault.lab.test", "backup_vault_client_key": "ssh-ed25519 AAAA a",
+                      "backup_restic_password": "secret-a", "backup_keep_daily": 3},
+        "mx.b.test": {"backup_vault_host": "other.lab.test", "backup_restic_password": "secret-b"},
+        "mx.c.test": {"backup_restic_password": "secret-c"},
+        "mx.d.test": {"backup_vault_host": "vault.lab.test", "backup_restic_password": "secret-d"},
+    }
+    clients = TOPOLOGY.mail_vault_clients(sorted(hostvars), "vault.lab.test", hostvars)
+    assert clients == [
+        {"name": "mx.a.test", "public_key": "ssh-ed25519 AAAA a", "password": "secret-a",
+         "keep": {"daily": 3, "weekly": None, "monthly": None}},
+        # Its key does not exist yet: the vault role stops on the empty key.
+        {"name": "mx.d.test", "public_key": "", "password": "secret-d",
+         "keep": {"daily": None, "weekly": None, "monthly": None}},
+    ]
