@@ -4,12 +4,16 @@ The tests here run in order: the host is added and converged, then it stands in 
 b.test's server while that is down.
 """
 
+import base64
+import email
+import email.policy
 import json
+import subprocess
 import time
 
 import pytest
 
-from conftest import host, journal, now, run_playbook, send_as, token, wait_for_message
+from conftest import PASSWORDS, PROBE, host, journal, now, run_playbook, send_as, token, wait_for_message
 
 EXISTING = ["mx.a.test", "mx.b.test"]
 NEW = "mx2.b.test"
@@ -32,11 +36,29 @@ def added(tmp_path_factory):
     return path
 
 
-def test_adding_the_host_changes_nothing_on_the_others(added):
+# What adding a backup MX changes on the server it stands in for: mail the backup hands
+# on skips the SPF check, postscreen, the own domain guard and the port 25 filters there
+# (the backup judged it).
+TRUSTS_ITS_BACKUP = {f"postfix : {task}" for task in (
+    "Write the backup MX hosts that skip postscreen and port 25's milters", "Configure the SPF check",
+    "Write the trusted senders, the domains only they may use on port 25 and the clients exempt from the AUTH rate",
+    "Check postfix configuration", "Check postfix parameters for unknown or misspelt names", "Reload postfix",
+    "Check STARTTLS with the configuration in force")}
+
+
+def test_adding_the_host_changes_only_its_primary_s_trust_in_it(added):
     changed = run_playbook("site.yml", added)
-    for name in EXISTING:
-        assert changed[name] == [], (name, changed[name])
+    assert changed["mx.a.test"] == [], changed["mx.a.test"]
+    assert "postfix : Write the backup MX hosts that skip postscreen and port 25's milters" in changed["mx.b.test"]
+    assert set(changed["mx.b.test"]) <= TRUSTS_ITS_BACKUP, changed["mx.b.test"]
     assert changed[NEW], "the new host was not set up"
+    # The backup's address, in both of B's tables and in its SPF check's skip list.
+    address = host(NEW).check_output("hostname -I").split()[0]
+    b = host("mx.b.test")
+    assert f"{address} DISABLE" in b.check_output("cat /etc/postfix/backup_mx_milters.cidr").splitlines()
+    assert f"{address} permit" in b.check_output("cat /etc/postfix/backup_mx_postscreen.cidr").splitlines()
+    assert f"{address} OK" in b.check_output("cat /etc/postfix/trusted_senders.cidr").splitlines()
+    assert f",{address}" in b.check_output("grep ^skip_addresses /etc/postfix-policyd-spf-python/policyd-spf.conf")
 
 
 def test_second_run_changes_nothing_on_the_new_host(added):
@@ -91,6 +113,84 @@ def test_backup_accepts_for_existing_recipients(probe):
     out = probe("smtp", NEW, 25, "--starttls", "--mail-from", "someone@a.test",
                 "--rcpt", "bob@b.test", "--rcpt", "team@b.test", "--no-data")
     assert [code for code, _ in out["rcpt"]] == [250, 250], out
+
+
+JUNK_PHRASE = "mailbundle lab junk phrase"
+REJECT_PHRASE = "mailbundle lab reject phrase"
+
+
+def spamd_saw(name, tok, since):
+    """Whether the host's spamd scanned the message whose Message-ID holds tok."""
+    return f"processing message <{tok}@" in host(name).check_output(f"journalctl -q -o cat -t spamd --since @{since}")
+
+
+def nothing_bounced(since):
+    """The backup queued no bounce and holds nothing since then."""
+    log = journal(NEW, "postfix*", since)
+    assert "sender non-delivery notification" not in log and "status=bounced" not in log, log[-3000:]
+    assert host(NEW).check_output("postqueue -j") == ""
+
+
+def test_backup_refuses_at_smtp_time_what_the_primary_would_refuse(probe):
+    """A backup that took these and then met the primary's refusal would bounce them to
+    the (forged) sender: backscatter. It refuses them itself, 5xx, so nothing bounces."""
+    since = now(NEW)
+    spam_tok, forged_tok = token(), token()
+    spam = probe("smtp", NEW, 25, "--starttls", "--mail-from", "someone@example.org", "--rcpt", "bob@b.test",
+                 "--token", spam_tok, "--text", REJECT_PHRASE)
+    assert spam["data"][0] == 550, spam
+    assert spamd_saw(NEW, spam_tok, since)
+    forged = probe("smtp", NEW, 25, "--starttls", "--mail-from", "news@dmarc-reject.test", "--rcpt", "bob@b.test",
+                   "--token", forged_tok)
+    assert forged["data"][0] == 550 and "DMARC" in forged["data"][1], forged
+    nothing_bounced(since)
+
+
+def test_what_the_backup_took_the_primary_files_as_the_backup_judged_it(probe):
+    """Scored just below the reject score at the backup: taken there, handed to B, which
+    scans it no more (its filters would see the backup, not the sender) and files it
+    into Junk by the backup's spam headers; nothing bounces."""
+    since_backup, since_b = now(NEW), now("mx.b.test")
+    tok = token()
+    sent = probe("smtp", NEW, 25, "--starttls", "--mail-from", "someone@example.org", "--rcpt", "bob@b.test",
+                 "--token", tok, "--text", JUNK_PHRASE)
+    assert sent["data"][0] == 250, sent
+    deadline = time.monotonic() + 120
+    while True:
+        seen = probe("imap", "mx.b.test", 993, "--tls", "--user", "bob@b.test", "--password", PASSWORDS["bob@b.test"],
+                     "--token", tok, "--folder", "Junk", "--fetch")
+        if seen.get("raw"):
+            break
+        assert time.monotonic() < deadline, (seen, journal(NEW, "postfix*", since_backup)[-3000:])
+        time.sleep(3)
+    message = email.message_from_bytes(base64.b64decode(seen["raw"][0]), policy=email.policy.default)
+    assert message["X-Spam-Flag"] == "YES" and "LAB_JUNK_PHRASE" in message["X-Spam-Status"], message
+    assert any(f"by {NEW}" in r for r in message.get_all("Received")), message.get_all("Received")
+    assert spamd_saw(NEW, tok, since_backup)
+    assert not spamd_saw("mx.b.test", tok, since_b)
+    nothing_bounced(since_backup)
+
+
+def test_mail_a_peer_forwards_through_the_backup_with_b_s_domain_arrives(probe):
+    """A forwards a message whose sender is a b.test address (no SRS), through the
+    backup: the backup takes it from A (a trusted sender), and B takes it from its
+    backup instead of refusing its own domain from outside, which would make the backup
+    bounce it."""
+    a = host("mx.a.test")
+    subprocess.run(["docker", "cp", str(PROBE), "mx.a.test:/root/mailprobe.py"], check=True)
+    since = now(NEW)
+    tok = token()
+    sent = json.loads(a.check_output(
+        f"python3 /root/mailprobe.py smtp --host {NEW} --port 25 --starttls --mail-from someone@b.test "
+        f"--rcpt bob@b.test --token {tok}"))
+    assert sent["data"][0] == 250, sent
+    deadline = time.monotonic() + 120
+    while not any(probe("imap", "mx.b.test", 993, "--tls", "--user", "bob@b.test", "--password",
+                        PASSWORDS["bob@b.test"], "--token", tok, "--folder", folder).get("found")
+                  for folder in ("INBOX", "Junk")):
+        assert time.monotonic() < deadline, journal(NEW, "postfix*", since)[-3000:]
+        time.sleep(3)
+    nothing_bounced(since)
 
 
 def held_for_b(backup, address):
