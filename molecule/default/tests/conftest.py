@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 import time
@@ -121,7 +122,7 @@ def _prober(group, host):
         copy_script(group, script)
 
     def run(protocol, port, *args):
-        cmd = " ".join(["python3", "/root/mailprobe.py", protocol, "--port", str(port), *[f"'{a}'" for a in args]])
+        cmd = shlex.join(["python3", "/root/mailprobe.py", protocol, "--port", str(port), *map(str, args)])
         result = host.run(cmd)
         assert result.rc == 0, result.stderr
         return json.loads(result.stdout)

@@ -11,6 +11,7 @@ project."""
 import json
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -27,7 +28,7 @@ ARTIFACTS = PROJECT / ".artifacts" / f"webmail-{os.environ.get('MOLECULE_DISTRO'
 
 def _runner(host):
     def run(*args):
-        result = host.run("python3 /root/webmail.py " + " ".join(f"'{a}'" for a in args))
+        result = host.run(shlex.join(["python3", "/root/webmail.py", *map(str, args)]))
         assert result.rc == 0, result.stderr[-3000:]
         return json.loads(result.stdout)
     return run

@@ -6,6 +6,7 @@ import email.policy
 import json
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 import time
@@ -43,8 +44,8 @@ def probe(client):
     """mailprobe.py sessions from the client host; returns its JSON answer."""
 
     def run(protocol, server, port, *args):
-        cmd = " ".join(["python3 /root/mailprobe.py", protocol, "--host", server, "--port", str(port),
-                        *[f"'{a}'" for a in args]])
+        cmd = shlex.join(["python3", "/root/mailprobe.py", protocol, "--host", server, "--port", str(port),
+                          *map(str, args)])
         result = client.run(cmd)
         assert result.rc == 0, result.stderr
         return json.loads(result.stdout)

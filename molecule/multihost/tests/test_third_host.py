@@ -8,6 +8,7 @@ import base64
 import email
 import email.policy
 import json
+import shlex
 import subprocess
 import time
 
@@ -180,9 +181,9 @@ def test_mail_a_peer_forwards_through_the_backup_with_b_s_domain_arrives(probe):
     subprocess.run(["docker", "cp", str(PROBE), "mx.a.test:/root/mailprobe.py"], check=True)
     since = now(NEW)
     tok = token()
-    sent = json.loads(a.check_output(
-        f"python3 /root/mailprobe.py smtp --host {NEW} --port 25 --starttls --mail-from someone@b.test "
-        f"--rcpt bob@b.test --token {tok}"))
+    sent = json.loads(a.check_output(shlex.join(
+        ["python3", "/root/mailprobe.py", "smtp", "--host", NEW, "--port", "25", "--starttls",
+         "--mail-from", "someone@b.test", "--rcpt", "bob@b.test", "--token", tok])))
     assert sent["data"][0] == 250, sent
     deadline = time.monotonic() + 120
     while not any(probe("imap", "mx.b.test", 993, "--tls", "--user", "bob@b.test", "--password",
