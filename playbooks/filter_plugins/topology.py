@@ -74,27 +74,31 @@ def mail_peer_senders(peers, hostvars):
     return senders
 
 
+def _vault_clients_of(mailservers, vault, hostvars):
+    return [host for host in sorted(mailservers)
+            if str(hostvars[host].get("backup_vault_host", "")).lower() == vault.lower()]
+
+
 def mail_vault_clients(mailservers, vault, hostvars):
     """The mail hosts that back up into the vault (their backup_vault_host names it):
     name, the public key their backups log in with (empty until the play that creates
-    it ran on them), the repository password the vault prunes with, and the retention
-    they set (None: the vault's default)."""
-    clients = []
-    for host in sorted(mailservers):
-        if str(hostvars[host].get("backup_vault_host", "")).lower() != vault.lower():
-            continue
-        clients.append({
-            "name": host.lower(),
-            "public_key": str(hostvars[host].get("backup_vault_client_key", "")),
-            "password": str(hostvars[host].get("backup_restic_password", "")),
-            "keep": {period: hostvars[host].get(f"backup_keep_{period}")
-                     for period in ("daily", "weekly", "monthly")},
-        })
-    return clients
+    it ran on them), and the retention they set (None: the vault's default). No
+    password: a loop over these may print its items (-v)."""
+    return [{"name": host.lower(),
+             "public_key": str(hostvars[host].get("backup_vault_client_key", "")),
+             "keep": {period: hostvars[host].get(f"backup_keep_{period}") for period in ("daily", "weekly", "monthly")}}
+            for host in _vault_clients_of(mailservers, vault, hostvars)]
+
+
+def mail_vault_passwords(mailservers, vault, hostvars):
+    """The repository password of each mail host backing up into the vault, by name:
+    the vault's pruning needs them."""
+    return {host.lower(): str(hostvars[host].get("backup_restic_password", ""))
+            for host in _vault_clients_of(mailservers, vault, hostvars)}
 
 
 class FilterModule:  # pylint: disable=too-few-public-methods
     def filters(self):
         return {"mail_peer_tls_policy": mail_peer_tls_policy, "mail_backup_relay": mail_backup_relay,
                 "mail_backups_of": mail_backups_of, "mail_peer_senders": mail_peer_senders,
-                "mail_vault_clients": mail_vault_clients}
+                "mail_vault_clients": mail_vault_clients, "mail_vault_passwords": mail_vault_passwords}
