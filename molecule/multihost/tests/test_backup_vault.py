@@ -93,6 +93,12 @@ def test_the_mail_host_cannot_delete_a_snapshot_with_everything_it_has(backed_up
     assert check.rc == 0, check.stdout + check.stderr
 
 
+def test_the_vault_prunes_with_the_mail_host_s_own_retention():
+    # B keeps no monthly snapshots (its host_vars); the rest are the defaults.
+    settings = json.loads(host(VAULT).check_output(f"cat /etc/mail-backup-vault/{MAIL}.json"))
+    assert settings == {"repository": REPOSITORY, "keep": {"daily": 7, "weekly": 5, "monthly": 0}}, settings
+
+
 def test_the_vault_prunes_what_the_mail_host_cannot(backed_up):
     old = add_dated_snapshot(datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=800))
     before = snapshots()
