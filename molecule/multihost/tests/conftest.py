@@ -61,12 +61,12 @@ def send_as(probe, server, user, rcpt, tok):
     return out
 
 
-def wait_for_message(probe, server, user, tok, timeout=120):
-    """The message with this token in the user's INBOX over IMAPS, parsed; fails after timeout."""
+def wait_for_message(probe, server, user, tok, timeout=120, folder="INBOX"):
+    """The message with this token in the user's folder over IMAPS, parsed; fails after timeout."""
     deadline = time.monotonic() + timeout
     while True:
         out = probe("imap", server, 993, "--tls", "--user", user, "--password", PASSWORDS[user],
-                    "--token", tok, "--fetch")
+                    "--token", tok, "--folder", folder, "--fetch")
         if out.get("raw"):
             return email.message_from_bytes(base64.b64decode(out["raw"][0]), policy=email.policy.default)
         assert time.monotonic() < deadline, f"{tok} did not arrive for {user} on {server}: {out}"

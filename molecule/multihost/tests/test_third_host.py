@@ -4,9 +4,6 @@ The tests here run in order: the host is added and converged, then it stands in 
 b.test's server while that is down.
 """
 
-import base64
-import email
-import email.policy
 import json
 import shlex
 import subprocess
@@ -156,15 +153,7 @@ def test_what_the_backup_took_the_primary_files_as_the_backup_judged_it(probe):
     sent = probe("smtp", NEW, 25, "--starttls", "--mail-from", "someone@example.org", "--rcpt", "bob@b.test",
                  "--token", tok, "--text", JUNK_PHRASE)
     assert sent["data"][0] == 250, sent
-    deadline = time.monotonic() + 120
-    while True:
-        seen = probe("imap", "mx.b.test", 993, "--tls", "--user", "bob@b.test", "--password", PASSWORDS["bob@b.test"],
-                     "--token", tok, "--folder", "Junk", "--fetch")
-        if seen.get("raw"):
-            break
-        assert time.monotonic() < deadline, (seen, journal(NEW, "postfix*", since_backup)[-3000:])
-        time.sleep(3)
-    message = email.message_from_bytes(base64.b64decode(seen["raw"][0]), policy=email.policy.default)
+    message = wait_for_message(probe, "mx.b.test", "bob@b.test", tok, folder="Junk")
     assert message["X-Spam-Flag"] == "YES" and "LAB_JUNK_PHRASE" in message["X-Spam-Status"], message
     assert any(f"by {NEW}" in r for r in message.get_all("Received")), message.get_all("Received")
     assert spamd_saw(NEW, tok, since_backup)
