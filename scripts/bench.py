@@ -55,7 +55,7 @@ MAILDIRS = " ".join(f"/var/mail/vhosts/example.test/{address.split('@')[0]}"
 INBOUND_SENDER = "loadgen@spf-pass.test"
 SUBMISSION_USER = "alice@example.test"
 IMAP_USER = "bob@example.test"
-# The same flags as the lab's containers (playbooks/lab_up.yml).
+# The same flags as the lab's containers (lab/playbooks/up.yml).
 SYSTEMD_FLAGS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
                  "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
                  "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -321,11 +321,11 @@ def bench(args):
     if args.loads_only:
         return results
     log("removing what an earlier bench left, creating the bench containers")
-    playbook("playbooks/lab_down.yml")
+    playbook("lab/playbooks/down.yml")
     run(["docker", "rm", "-f", FLOOR], check=False)
-    playbook("playbooks/lab_up.yml")
+    playbook("lab/playbooks/up.yml")
     log("lab support hosts (resolver, ACME CA, client)")
-    playbook("playbooks/lab_support.yml")
+    playbook("lab/playbooks/support.yml")
 
     log("1. site.yml on the fresh mail host")
     took, recap = playbook("site.yml", log_as="site-fresh")
@@ -439,7 +439,7 @@ def main():
     finally:
         if not (args.keep or args.loads_only):
             log("removing the bench containers")
-            playbook("playbooks/lab_down.yml", check=False)
+            playbook("lab/playbooks/down.yml", check=False)
     results["wall_seconds"] = time.time() - start
     table = bench_report.table(results)
     print("\n" + table)

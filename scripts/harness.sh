@@ -312,7 +312,7 @@ ensure_images() {
 # by their first line.
 python_programs() {
     local file
-    for file in roles/*/files/* scripts/*; do
+    for file in roles/*/files/* lab/roles/*/files/* scripts/*; do
         [ -f "$file" ] && [ "${file%.py}" = "$file" ] && head -1 "$file" | grep -q '^#!.*python' && echo "$file"
     done
     return 0
@@ -487,8 +487,8 @@ cmd_lab() {
     stage "virtualenv" ensure_venv
     stage "docker engine" ensure_docker
     stage "base images" ensure_images
-    stage "lab containers" "$VENV/bin/ansible-playbook" playbooks/lab_up.yml
-    stage "lab CA and client" "$VENV/bin/ansible-playbook" playbooks/lab_support.yml
+    stage "lab containers" "$VENV/bin/ansible-playbook" lab/playbooks/up.yml
+    stage "lab CA and client" "$VENV/bin/ansible-playbook" lab/playbooks/support.yml
     stage "site.yml" "$VENV/bin/ansible-playbook" site.yml
     "$VENV/bin/python" scripts/lab_report.py
 }
@@ -497,7 +497,7 @@ cmd_lab_down() {
     trap summary EXIT
     stage "virtualenv" ensure_venv
     if docker info >/dev/null 2>&1; then
-        stage "remove lab" "$VENV/bin/ansible-playbook" playbooks/lab_down.yml
+        stage "remove lab" "$VENV/bin/ansible-playbook" lab/playbooks/down.yml
     else
         echo "no Docker engine answers: no lab to remove"
     fi

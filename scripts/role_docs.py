@@ -93,7 +93,9 @@ def rendered(role_dir):
 
 
 def roles(root):
-    return sorted(path.parents[1] for path in root.glob("roles/*/meta/argument_specs.yml"))
+    # The production roles and the lab's own.
+    patterns = ("roles/*/meta/argument_specs.yml", "lab/roles/*/meta/argument_specs.yml")
+    return sorted(path.parents[1] for pattern in patterns for path in root.glob(pattern))
 
 
 def main(argv=None):

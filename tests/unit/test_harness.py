@@ -131,10 +131,11 @@ def test_the_python_linter_reads_the_programs_the_roles_install(tmp_path):
     # scripts/mail-password-hash) reach it only through this list.
     root = HARNESS.parents[1]
     listed = set(harness(f'cd "{root}" && python_programs', tmp_path, 30).split())
-    python = {str(path.relative_to(root)) for pattern in ("roles/*/files/*", "scripts/*")
+    python = {str(path.relative_to(root)) for pattern in ("roles/*/files/*", "lab/roles/*/files/*", "scripts/*")
               for path in root.glob(pattern)
               if path.is_file() and path.suffix != ".py" and path.read_bytes().startswith(b"#!")
               and b"python" in path.read_bytes().split(b"\n", 1)[0]}
     assert "roles/monitoring/files/mail-monitor" in python and "scripts/mail-password-hash" in python
+    assert "lab/roles/labclient/files/lab-webhook" in python
     assert listed == python
     assert "scripts/check_lab.sh" not in listed and "scripts/harness.sh" not in listed

@@ -69,7 +69,7 @@ def mail_name():
 
 def run_playbook(playbook, *extra, **env_extra):
     """Run one of the project's playbooks from the controller against the mail hosts."""
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"), **env_extra)
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=f"{PROJECT / 'roles'}:{PROJECT / 'lab/roles'}", **env_extra)
     env.setdefault("ANSIBLE_PIPELINING", "true")
     return subprocess.run(
         [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent),

@@ -91,7 +91,7 @@ def run_playbook(playbook, *inventories, limit=None, tags=None, output=None):
     for, as Ansible's own recap counts it. A list given as output gets the run's whole
     output appended.
     """
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT / "roles"), ANSIBLE_PIPELINING="true",
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=f"{PROJECT / 'roles'}:{PROJECT / 'lab/roles'}", ANSIBLE_PIPELINING="true",
                ANSIBLE_STRATEGY_PLUGINS=str(PROJECT / "plugins/strategy"), ANSIBLE_STRATEGY="mitogen_linear",
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(pathlib.Path(INVENTORY).parent)]
