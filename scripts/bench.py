@@ -55,11 +55,19 @@ MAILDIRS = " ".join(f"/var/mail/vhosts/example.test/{address.split('@')[0]}"
 INBOUND_SENDER = "loadgen@spf-pass.test"
 SUBMISSION_USER = "alice@example.test"
 IMAP_USER = "bob@example.test"
-# The same flags as the lab's containers (lab/playbooks/up.yml).
-SYSTEMD_FLAGS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-                 "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                 "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-                 "--tmpfs", "/run", "--tmpfs", "/run/lock"]
+
+
+def systemd_flags(path=ROOT / "lab/systemd-container.yml"):
+    """docker run's flags for a systemd container, from the lab's one definition."""
+    flags = yaml.safe_load(path.read_text())["lab_systemd_container"]
+    return ([arg for cap in flags["capabilities"] for arg in ("--cap-add", cap)]
+            + [arg for opt in flags["security_opts"] for arg in ("--security-opt", opt)]
+            + [f"--cgroupns={flags['cgroupns_mode']}"]
+            + [arg for volume in flags["volumes"] for arg in ("-v", volume)]
+            + [arg for mount in flags["tmpfs"] for arg in ("--tmpfs", mount)])
+
+
+SYSTEMD_FLAGS = systemd_flags()
 
 
 class BenchError(Exception):

@@ -24,3 +24,37 @@ def test_lab_distro_chooses_the_mail_hosts_image(distro, image):
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(rf'"lab_image": "{re.escape(image)}"', out.stdout), out.stdout
     assert "`LAB_DISTRO=bookworm make lab`" in (ROOT / "docs/testing.md").read_text()
+
+
+CONTAINER_KEYS = ("capabilities", "security_opts", "cgroupns_mode", "volumes", "tmpfs")
+
+
+def test_every_systemd_container_has_the_flags_defined_once():
+    """lab/systemd-container.yml is the one definition: make lab and the bench read it, and
+    every platform of the Molecule scenarios (which cannot include a file) carries it."""
+    import yaml
+
+    flags = yaml.safe_load((ROOT / "lab/systemd-container.yml").read_text())["lab_systemd_container"]
+    assert set(flags) == set(CONTAINER_KEYS)
+    for scenario in ("default", "multihost"):
+        platforms = yaml.safe_load((ROOT / f"molecule/{scenario}/molecule.yml").read_text())["platforms"]
+        assert len(platforms) >= 5, scenario
+        for platform in platforms:
+            assert {key: platform.get(key) for key in CONTAINER_KEYS} == flags, (scenario, platform["name"])
+    up = (ROOT / "lab/playbooks/up.yml").read_text()
+    assert "../systemd-container.yml" in up
+    assert all(f"lab_systemd_container.{key}" in up for key in CONTAINER_KEYS)
+    bench = (ROOT / "scripts/bench.py").read_text()
+    assert "lab/systemd-container.yml" in bench
+
+
+def test_the_bench_starts_its_containers_with_those_flags():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench
+
+    assert bench.SYSTEMD_FLAGS == ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+                                   "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                                   "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                                   "--tmpfs", "/run", "--tmpfs", "/run/lock"]
