@@ -32,10 +32,10 @@ def forget_alert(mail, check):
              f"state.pop('{check}', None); json.dump(state, open(path, 'w'))\"")
 
 
-def submit(probe, passwords, user, port, tok):
+def submit(probe, passwords, user, port, tok, rcpt=BOB):
     mode = "--starttls" if port == 587 else "--tls"
     return probe("smtp", port, mode, "--user", user, "--password", passwords[user],
-                 "--mail-from", user, "--rcpt", BOB, "--token", tok)
+                 "--mail-from", user, "--rcpt", rcpt, "--token", tok)
 
 
 def refusal(sent):
@@ -164,8 +164,7 @@ def test_vacation_replies_share_the_limit_and_above_it_are_not_sent(probe, passw
         for _ in range(recipients):
             assert refusal(submit(probe, passwords, CAROL, 587, token())) is None
         tok = token()
-        sent = probe("smtp", 587, "--starttls", "--user", ALICE, "--password", passwords[ALICE],
-                     "--mail-from", ALICE, "--rcpt", CAROL, "--token", tok)
+        sent = submit(probe, passwords, ALICE, 587, tok, rcpt=CAROL)
         assert sent["data"][0] == 250, sent
         assert wait_for(probe, CAROL, passwords[CAROL], tok)["found"] == 1
         assert wait_for(probe, ALICE, passwords[ALICE], away, timeout=10)["found"] == 0
@@ -175,8 +174,7 @@ def test_vacation_replies_share_the_limit_and_above_it_are_not_sent(probe, passw
         # Positive control: with her counts cleared, the next sender gets the reply.
         forget_counts(mail, CAROL)
         tok = token()
-        sent = probe("smtp", 587, "--starttls", "--user", BOB, "--password", passwords[BOB],
-                     "--mail-from", BOB, "--rcpt", CAROL, "--token", tok)
+        sent = submit(probe, passwords, BOB, 587, tok, rcpt=CAROL)
         assert sent["data"][0] == 250, sent
         reply = fetch(probe, BOB, passwords[BOB], away)
         assert f"Return-Path: <{CAROL}>".encode() in reply, reply[:400]
