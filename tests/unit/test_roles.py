@@ -47,9 +47,9 @@ def test_no_group_vars_that_ansible_would_ignore():
 
 
 def test_role_tls_defaults_are_the_site_tls_policy():
-    # The policy lives in playbooks/vars/tls_policy.yml; each role's own defaults (used
+    # The policy lives in playbooks/vars/site.yml; each role's own defaults (used
     # only when a role runs on its own) must say the same, so the two cannot drift.
-    policy = _yaml(ROOT / "playbooks/vars/tls_policy.yml")
+    policy = _yaml(ROOT / "playbooks/vars/site.yml")
     postfix = _yaml(ROOT / "roles/postfix/defaults/main.yml")
     dovecot = _yaml(ROOT / "roles/dovecot/defaults/main.yml")
     web = _yaml(ROOT / "roles/web/defaults/main.yml")
