@@ -209,6 +209,8 @@ MALFORMED_INVENTORIES = [
     ("bad DKIM selector", "mail.yml", {"opendkim_selectors": ["Mail_2026"]},
      "opendkim_selectors ['Mail_2026'] must be one or more distinct DNS labels"),
     ("no DKIM selector", "mail.yml", {"opendkim_selectors": []}, "opendkim_selectors [] must be"),
+    ("DKIM grace period below 0", "mail.yml", {"opendkim_retire_after_days": -1},
+     "opendkim_retire_after_days (-1) a number of days, 0 or more"),
     ("reject score below the tag score", "mail.yml", {"spamassassin_reject_score": 4},
      "spamassassin_tag_score (5.0) must be above 0 and below spamassassin_reject_score (4)"),
     ("sending limit not a pair", "mail.yml", {"mail_accounts": [_account("alice@example.test", sending_limits=[[100]])]},
