@@ -475,18 +475,28 @@ def test_stuck_queue_expiring_certificate_and_late_security_update_alert_and_cle
     assert wait_alert(client, since, "security_updates", "resolved")
 
 
-def test_daily_report_reaches_the_postmaster(probe, passwords, mail):
+def test_daily_report_reaches_the_postmaster_and_counts_the_tls_reports(probe, passwords, mail):
+    # The report's subject names its period; a start of this check's own, to the second,
+    # finds this report and no other, and counts only this check's TLS report.
+    since = mail.check_output("date '+%Y-%m-%d %H:%M:%S'").strip()
     tok = token()
     assert send25(probe, [BOB], tok)["data"][0] == 250
+    # An SMTP TLS report (RFC 8460), as a receiving site sends one to the address of the
+    # _smtp._tls record: the postmaster.
+    report = token()
+    assert send25(probe, ["postmaster@example.test"], report, "--header", "TLS-Report-Domain: example.test",
+                  "--header", "TLS-Report-Submitter: reports.example.net")["data"][0] == 250
     assert wait_for(probe, BOB, passwords[BOB], tok)["found"] == 1
-    # The report's subject names its period; a start of this run's own, to the second,
-    # finds this report and no other (a token unique to the run).
-    since = mail.check_output("date -d '-1 hour' '+%Y-%m-%d %H:%M:%S'").strip()
+    assert wait_for(probe, ALICE, passwords[ALICE], report)["found"] == 1
+    time.sleep(1)
     sent = mail.run(f"/usr/local/sbin/mail-daily-report postmaster@example.test '{since}' now")
     assert sent.rc == 0, sent.stderr
     # postmaster@example.test is an alias of alice; only pflogsumm writes "Grand Totals".
     seen = wait_for(probe, ALICE, passwords[ALICE], f"{since} to now", 993, "--fetch")
-    assert seen["found"] == 1 and b"Grand Totals" in base64.b64decode(seen["raw"][0]), seen
+    assert seen["found"] == 1, seen
+    text = base64.b64decode(seen["raw"][0]).decode()
+    assert "Grand Totals" in text, text
+    assert "SMTP TLS reports (RFC 8460) received: 1\n  1 report(s) for example.test\n  from: reports.example.net" in text, text
 
 
 def test_status_playbook_shows_the_real_state(mail):
