@@ -494,7 +494,7 @@ def test_daily_report_reaches_the_postmaster_and_counts_the_tls_reports(probe, p
     # postmaster@example.test is an alias of alice; only pflogsumm writes "Grand Totals".
     seen = wait_for(probe, ALICE, passwords[ALICE], f"{since} to now", 993, "--fetch")
     assert seen["found"] == 1, seen
-    text = base64.b64decode(seen["raw"][0]).decode()
+    text = base64.b64decode(seen["raw"][0]).decode().replace("\r\n", "\n")
     assert "Grand Totals" in text, text
     assert "SMTP TLS reports (RFC 8460) received: 1\n  1 report(s) for example.test\n  from: reports.example.net" in text, text
 
