@@ -215,21 +215,25 @@ def fetch(probe, user, password, tok):
     return base64.b64decode(seen["raw"][0])
 
 
+def dns_records(folder):
+    """Run dns_records.yml into folder; {domain: (snippet text, its Zone parsed by dnspython)}."""
+    import dns.zone
+
+    domains = lab_value("all", "mail", "mail_domains")
+    run = run_playbook("playbooks/dns_records.yml", "-e", f"dns_records_dir={folder}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    found = {path.name.removesuffix(".zone") for path in pathlib.Path(folder).glob("*.zone")}
+    assert found == set(domains), found
+    texts = {domain: (pathlib.Path(folder) / f"{domain}.zone").read_text() for domain in domains}
+    return {domain: (text, dns.zone.from_text(text, origin=domain, relativize=False, check_origin=False))
+            for domain, text in texts.items()}
+
+
 @pytest.fixture(scope="module")
 def zones(tmp_path_factory):
     """The zone snippets of dns_records.yml, parsed by dnspython: {domain: Zone}; written
     afresh for each test module."""
-    import dns.zone
-
-    domains = lab_value("all", "mail", "mail_domains")
-    folder = tmp_path_factory.mktemp("dns-records")
-    run = run_playbook("playbooks/dns_records.yml", "-e", f"dns_records_dir={folder}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    found = {path.name.removesuffix(".zone") for path in folder.glob("*.zone")}
-    assert found == set(domains), found
-    return {domain: dns.zone.from_text((folder / f"{domain}.zone").read_text(), origin=domain,
-                                       relativize=False, check_origin=False)
-            for domain in domains}
+    return {domain: zone for domain, (_, zone) in dns_records(tmp_path_factory.mktemp("dns-records")).items()}
 
 
 def txt(zones, name):

@@ -16,10 +16,9 @@ import dkim
 import dns.exception
 import dns.rdatatype
 import dns.resolver
-import dns.zone
 import pytest
 
-from conftest import RUNNER, _host, addresses, fetch, lab_value, run_playbook, run_site, token, wait_until
+from conftest import RUNNER, _host, addresses, dns_records, fetch, lab_value, run_site, token, wait_until
 from test_dkim import KEY_DIR, SELECTORS, dkim_headers
 from test_mail import ALICE, BOB, CAROL
 
@@ -57,16 +56,6 @@ def rotate(**values):
     run = run_site("--tags", "opendkim", "-e", json.dumps({**LAB_RESOLVER, **values}))
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return run.stdout
-
-
-def records(folder):
-    """The zone snippets dns_records.yml writes, parsed: {domain: (text, Zone)}."""
-    run = run_playbook("playbooks/dns_records.yml", "-e", f"dns_records_dir={folder}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    return {domain: ((folder / f"{domain}.zone").read_text(),
-                     dns.zone.from_text((folder / f"{domain}.zone").read_text(), origin=domain,
-                                        relativize=False, check_origin=False))
-            for domain in DOMAINS}
 
 
 def publish(ns, resolver, entries):
@@ -109,7 +98,7 @@ def test_a_key_rotation_moves_signing_only_once_the_new_record_resolves(mail, ma
 
     try:
         # 0. The lab's keys published as dns_records.yml prints them: the old key signs.
-        base = records(tmp_path / "base")
+        base = dns_records(tmp_path / "base")
         current = {f"{s}._domainkey.{d}": rdata(base, d, s) for d in DOMAINS for s in SELECTORS}
         publish(ns, resolver, current)
         assert {d: signed(probe, passwords, resolver, s)[0] for d, s in SENDERS.items()} == dict.fromkeys(DOMAINS, old)
@@ -121,7 +110,7 @@ def test_a_key_rotation_moves_signing_only_once_the_new_record_resolves(mail, ma
             assert mail.file(f"{KEY_DIR}/{domain}/{NEW}.private").exists
             assert f"{domain} keeps signing with {old}: the record of" in out, out[-4000:]
         assert {d: signed(probe, passwords, resolver, s)[0] for d, s in SENDERS.items()} == dict.fromkeys(DOMAINS, old)
-        staged = records(tmp_path / "staged")
+        staged = dns_records(tmp_path / "staged")
         for text, _ in staged.values():
             assert f"; {NEW} on {mail_name}: new: publish it" in text, text
             assert f"; {old} on {mail_name}: signs" in text, text
@@ -146,7 +135,7 @@ def test_a_key_rotation_moves_signing_only_once_the_new_record_resolves(mail, ma
         table = key_table(mail)
         assert all(f"{NEW}._domainkey.{d}" in table for d in DOMAINS), table
         assert not any(f"{s}._domainkey" in table for s in SELECTORS), table
-        for domain, (text, zone) in records(tmp_path / "retired").items():
+        for domain, (text, zone) in dns_records(tmp_path / "retired").items():
             for selector in SELECTORS:
                 assert f"; {selector} on {mail_name}: retired, delete this record" in text, text
                 assert zone.get_rdataset(f"{selector}._domainkey.{domain}.", dns.rdatatype.TXT) is None
