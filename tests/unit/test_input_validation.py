@@ -213,6 +213,8 @@ MALFORMED_INVENTORIES = [
      "opendkim_retire_after_days (-1) a number of days, 0 or more"),
     ("reject score below the tag score", "mail.yml", {"spamassassin_reject_score": 4},
      "spamassassin_tag_score (5.0) must be above 0 and below spamassassin_reject_score (4)"),
+    ("more spare spamd workers than workers", "mail.yml", {"spamassassin_spare_children": 4},
+     "spamassassin_spare_children (4) 1 to spamassassin_max_children"),
     ("sending limit not a pair", "mail.yml", {"mail_accounts": [_account("alice@example.test", sending_limits=[[100]])]},
      "sending_limits of 'alice@example.test': [100] is not [recipients, seconds]"),
     ("negative default sending limit", "mail.yml", {"ratelimit_limits": [[200, -3600]]},
