@@ -365,20 +365,21 @@ cmd_test() {
     lane engines
     stage "virtualenv" ensure_venv
     lanes_wait
-    # Every Molecule run side by side, in three lanes (after their converges they
-    # mostly wait: on the checks' timers, on the network):
-    # 1. the scenarios whose platforms name MOLECULE_DISTRO, on the first release;
-    # 2. the same scenarios on the other releases, on the second engine (Molecule
-    #    names containers after their hosts, mx1.example.test on both, and one engine
-    #    holds one container of a name);
+    # Every deployment side by side, in three lanes (after their converges they mostly
+    # wait: on the checks' timers, on the network):
+    # 1. the lab check (scripts/check_lab.sh): make lab twice, the real server beside
+    #    the lab, then the default scenario's checks against the lab, which is the same
+    #    inventory data on the same release (Debian 13, LAB_DISTRO): one deployment
+    #    instead of a Molecule one beside make lab's; then make bench's loads, lab-down;
+    # 2. the scenarios whose platforms name MOLECULE_DISTRO on the other releases
+    #    (Debian 12's default scenario), on the second engine (Molecule names
+    #    containers after their hosts, and one engine holds one container of a name);
     # 3. the scenarios that fix their hosts' releases themselves (multihost: A on 13,
-    #    B on 12), once; then the lab check with make bench's loads on the lab;
-    #    then the unit tests and the lint, where the other lanes' checks mostly wait.
-    # The second lane (Debian 12's run) is the longest: the other two run at a lower
-    # priority (nice), and its containers get a CPU share of their own
-    # (ensure_second_engine), so it is not the one left running alone at the end.
-    # Without a second engine, the first lane runs every release one after another.
-    local first="${DISTROS%% *}" each_release=() fixed=() scenario distro
+    #    B on 12), once; then the unit tests and the lint, where the other lanes'
+    #    checks mostly wait: the shortest lane, at a lower priority (nice); Debian 12's
+    #    containers get a CPU share of their own (ensure_second_engine).
+    # Without a second engine, the first lane runs the other releases after the lab.
+    local first="${DISTROS%% *}" lab_distro="${LAB_DISTRO:-trixie}" each_release=() fixed=() scenario distro
     for scenario in $(ls molecule); do
         [ -f "molecule/$scenario/molecule.yml" ] || continue
         if per_release "$scenario"; then
@@ -387,24 +388,23 @@ cmd_test() {
             fixed+=("molecule:$scenario:$first")
         fi
     done
-    local lane1=() lane2=() lane3=("${fixed[@]}") second=""
+    local lane1=(lab) lane2=() lane3=("${fixed[@]}") second=""
     second_engine_up && second=yes
     for scenario in "${each_release[@]}"; do
-        lane1+=("molecule:$scenario:$first")
-        for distro in ${DISTROS#"$first"}; do
-            if [ -n "$second" ]; then
-                lane2+=("molecule:$scenario:$distro:second")
-            else
+        for distro in $DISTROS; do
+            # The lab check runs the default scenario's checks on the lab's release.
+            [ "$scenario:$distro" != "default:$lab_distro" ] || continue
+            if [ "$distro" = "$first" ] || [ -z "$second" ]; then
                 lane1+=("molecule:$scenario:$distro")
+            else
+                lane2+=("molecule:$scenario:$distro:second")
             fi
         done
     done
-    lane3+=(lab unit lint)
-    local nice=0
-    [ ${#lane2[@]} -eq 0 ] || nice=5
-    lane --nice "$nice" "${lane1[@]}"
+    lane3+=(unit lint)
+    lane "${lane1[@]}"
     [ ${#lane2[@]} -eq 0 ] || lane "${lane2[@]}"
-    lane --nice "$nice" "${lane3[@]}"
+    lane --nice 5 "${lane3[@]}"
     lanes_wait
 }
 
@@ -414,7 +414,7 @@ job_name() {  # job_name JOB: the stage's name in the log and the summary
         engines) echo "docker engines and base images" ;;
         unit) echo "unit tests" ;;
         lint) echo "yamllint + ansible-lint + ruff" ;;
-        lab) echo "make lab twice, real server over SSH, bench loads, lab-down" ;;
+        lab) echo "make lab twice, real server over SSH, default checks (${LAB_DISTRO:-trixie}) on the lab, bench loads, lab-down" ;;
         molecule:*)
             IFS=: read -r _ scenario distro _ <<<"$1"
             if per_release "$scenario"; then

@@ -1,4 +1,9 @@
-"""Hosts of the scenario, reached through Docker, grouped as in the inventory."""
+"""Hosts of the scenario, reached through Docker, grouped as in the inventory.
+
+The same checks run under Molecule (its inventory: containers named after their hosts)
+and against the lab (make test on Debian 13: scripts/check_lab.sh sets
+MOLECULE_INVENTORY_FILE to inventory/lab/hosts.yml, whose hosts name their containers
+in ansible_host)."""
 
 import os
 import pathlib
@@ -40,11 +45,16 @@ def pytest_collection_modifyitems(items):
     items[:] = [item for item in items if item not in host + last] + host + last
 
 
+def container(name):
+    """The Docker container of an inventory host: its ansible_host where the inventory
+    sets one (the lab), else its name (Molecule names containers after their hosts)."""
+    return RUNNER.get_variables(name).get("ansible_host", name)
+
+
 def _host(group):
     names = RUNNER.get_hosts(group)
     assert names, f"no host in group {group}"
-    # Molecule names each container after its inventory host.
-    return hostexec.get_host(names[0])
+    return hostexec.get_host(container(names[0]))
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +118,7 @@ def copy_script(group, script, folder=None):
     """Copy a script of this folder (or of folder) to /root on the group's host (not
     /tmp: Debian 13's systemd mounts a tmpfs there inside the container); returns the
     container's name."""
-    name = RUNNER.get_hosts(group)[0]
+    name = container(RUNNER.get_hosts(group)[0])
     source = pathlib.Path(folder or pathlib.Path(__file__).parent) / script
     subprocess.run(["docker", "cp", str(source), f"{name}:/root/{script}"], check=True)
     return name
@@ -154,9 +164,10 @@ def ports(host, address, port_list, timeout=3, source=""):
 
 
 def addresses(name):
-    """The IPv4 and IPv6 address of a scenario container on its network."""
+    """The IPv4 and IPv6 address of an inventory host's container on its network."""
     fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}"
-    out = subprocess.run(["docker", "inspect", "-f", fmt, name], capture_output=True, text=True, check=True)
+    out = subprocess.run(["docker", "inspect", "-f", fmt, container(name)], capture_output=True, text=True,
+                         check=True)
     ipv4, ipv6 = out.stdout.split()
     return {"ipv4": ipv4, "ipv6": ipv6}
 

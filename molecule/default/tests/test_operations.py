@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import lab_value, queue_entries, run_playbook, run_site, token, wait_for, wait_until
+from conftest import container, lab_value, queue_entries, run_playbook, run_site, token, wait_for, wait_until
 from test_mail import ALICE, BOB, bob_has_all_of, queue_for_bob_while_dovecot_is_stopped, send25
 
 REPOSITORY = "/var/backups/restic-mail"
@@ -590,7 +590,7 @@ def test_a_restart_with_mail_in_the_queue_delivers_it_and_every_timer_runs(mail,
         mail.run("systemctl start dovecot")
         raise
     # Docker stops it as a shutdown does (SIGRTMIN+3 to systemd), then it boots again.
-    restart = subprocess.run(["docker", "restart", "-t", "60", mail_name], capture_output=True, text=True, check=False)
+    restart = subprocess.run(["docker", "restart", "-t", "60", container(mail_name)], capture_output=True, text=True, check=False)
     assert restart.returncode == 0, restart.stderr
     booted = time.time()
 
