@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Proves the quick start and is make test's Debian 13 deployment: `make lab` deploys, a
 # second `make lab` changes nothing, the lab section's commands work as written, the
-# README's path "From the lab to a real server" works over SSH on a host beside the lab
-# (its fresh host's dry run included), the default scenario's checks (molecule/default/
-# tests, every one in tests/checks/default-trixie.txt) pass against the lab, and `make
-# lab-down` removes the lab's containers and network and nothing else. Before lab-down,
+# default scenario's checks (molecule/default/tests, every one in tests/checks/
+# default-trixie.txt) pass against the lab, the README's path "From the lab to a real
+# server" works over SSH on a host beside the lab (its fresh host's dry run included),
+# and `make lab-down` removes the lab's containers and network and nothing else. Before lab-down,
 # make bench's loads at a small size run on the lab (scripts/bench.py --on-lab): every
 # message sent on 25 and 587 must be found in a Maildir and the IMAP fetch must return
 # every header. A lab that was already running before this check is left running (with
@@ -58,25 +58,14 @@ if grep -E 'changed=[1-9]' "$log"; then
 fi
 echo "make lab again: $(grep -c 'changed=0' "$log") host recaps, all changed=0"
 
-# "From the lab to a real server", as the README writes it (tests/realserver): a fresh
-# host beside the lab, reached over SSH as an admin whose sudo asks for a password, its
-# inventory copied from inventory/example; the README's commands of that section run
-# as written, then the checks over the wire from the lab's client.
-rc=0
-.venv/bin/pytest -p no:cacheprovider -v -s --basetemp="$work/pytest-realserver" \
-    --junitxml=.artifacts/junit/realserver.xml tests/realserver >"$log" 2>&1 || rc=$?
-.venv/bin/python scripts/checks.py verify realserver .artifacts/junit/realserver.xml >>"$log" || rc=1
-grep -E '(PASSED|FAILED|ERROR)$|rc [0-9]+ in [0-9]+s$|^checks of' "$log" || true
-# A failure here fails the check at its end: the default checks below still run (the
-# real server's host is gone by now), so one run reports both.
-failed=0
-[ "$rc" -eq 0 ] || { tail -n 150 "$log"; failed=1; }
-
 # The default scenario's checks, against the lab instead of a Molecule deployment of
 # the same inventory data on the same release (make test runs the scenario itself on
 # Debian 12): its client gets the webmail test's browser as prepare.yml gives it, then
 # the checks run as Molecule's verifier runs them (molecule.yml), with the lab's
 # inventory; conftest.py takes each host's container from its ansible_host.
+# A failure here fails the check at its end, after the real server's checks have run
+# too, so one run reports both.
+failed=0
 .venv/bin/ansible-playbook molecule/default/browser.yml >"$log" 2>&1 || { cat "$log"; exit 1; }
 echo "the lab's client: the webmail test's browser installed"
 rc=0
@@ -86,6 +75,19 @@ MOLECULE_INVENTORY_FILE="$PWD/inventory/lab/hosts.yml" MOLECULE_PROJECT_DIRECTOR
 .venv/bin/python scripts/checks.py verify "default-$distro" ".artifacts/junit/default-$distro.xml" >>"$log" || rc=1
 cat "$log"
 [ "$rc" -eq 0 ] || failed=1
+
+# "From the lab to a real server", as the README writes it (tests/realserver): a fresh
+# host beside the lab, reached over SSH as an admin whose sudo asks for a password, its
+# inventory copied from inventory/example; the README's commands of that section run
+# as written, then the checks over the wire from the lab's client. It runs after the
+# default checks: its fresh host's first restart of OpenDMARC, then of OpenDKIM, failed
+# in two runs where it ran beside the other lanes' converges (docs/testing.md).
+rc=0
+.venv/bin/pytest -p no:cacheprovider -v -s --basetemp="$work/pytest-realserver" \
+    --junitxml=.artifacts/junit/realserver.xml tests/realserver >"$log" 2>&1 || rc=$?
+.venv/bin/python scripts/checks.py verify realserver .artifacts/junit/realserver.xml >>"$log" || rc=1
+grep -E '(PASSED|FAILED|ERROR)$|rc [0-9]+ in [0-9]+s$|^checks of' "$log" || true
+[ "$rc" -eq 0 ] || { tail -n 150 "$log"; failed=1; }
 
 # make bench's loads at a small size (make bench itself sends 2,000 per load, on
 # containers of its own); its figures go to a file of their own, not BENCHMARKS.md.
