@@ -4,8 +4,8 @@
 # default scenario's checks (molecule/default/tests, every one in tests/checks/
 # default-trixie.txt) pass against the lab, the README's path "From the lab to a real
 # server" works over SSH on a host beside the lab (its fresh host's dry run included),
-# and `make lab-down` removes the lab's containers and network and nothing else. Before lab-down,
-# make bench's loads at a small size run on the lab (scripts/bench.py --on-lab): every
+# and `make lab-down` removes the lab's containers and network and nothing else. Before
+# lab-down, make bench's loads at a small size run on the lab (scripts/bench.py --on-lab): every
 # message sent on 25 and 587 must be found in a Maildir and the IMAP fetch must return
 # every header. A lab that was already running before this check is left running (with
 # the checks' and the loads' messages in it). It may run beside a Molecule scenario

@@ -367,10 +367,10 @@ cmd_test() {
     lanes_wait
     # Every deployment side by side, in three lanes (after their converges they mostly
     # wait: on the checks' timers, on the network):
-    # 1. the lab check (scripts/check_lab.sh): make lab twice, the real server beside
-    #    the lab, then the default scenario's checks against the lab, which is the same
-    #    inventory data on the same release (Debian 13, LAB_DISTRO): one deployment
-    #    instead of a Molecule one beside make lab's; then make bench's loads, lab-down;
+    # 1. the lab check (scripts/check_lab.sh): make lab twice, the default scenario's
+    #    checks against the lab, which is the same inventory data on the same release
+    #    (Debian 13, LAB_DISTRO): one deployment instead of a Molecule one beside make
+    #    lab's; then the real server beside the lab, make bench's loads, lab-down;
     # 2. the scenarios whose platforms name MOLECULE_DISTRO on the other releases
     #    (Debian 12's default scenario), on the second engine (Molecule names
     #    containers after their hosts, and one engine holds one container of a name);
